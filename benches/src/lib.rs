@@ -1,0 +1,1 @@
+//! Criterion benchmarks live in `benches/`; see `cargo bench -p meter-benches`.

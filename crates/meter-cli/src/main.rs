@@ -1,0 +1,77 @@
+//! The `meter` binary: parses arguments and composes the library crates.
+//! Each subcommand lives in its own module under `cmd/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Read analog utility meters from camera images.
+#[derive(Parser, Debug)]
+#[command(name = "meter", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the folder layout and a commented config for a meter.
+    Prepare(cmd::prepare::Args),
+    /// Show the aligned frame with marks and digit boxes, write the crops.
+    Roi(cmd::roi::Args),
+    /// Label digit images quickly in the terminal.
+    Classify(cmd::classify::Args),
+    /// Train the digit model.
+    Train(cmd::train::Args),
+    /// Evaluate a model on labelled digit images.
+    Eval(cmd::eval::Args),
+    /// Fine-tune on the user's dataset and promote if not worse.
+    Retrain(cmd::retrain::Args),
+    /// List or select model versions.
+    #[command(subcommand)]
+    Model(cmd::model::Command),
+    /// Read each meter once (cron-friendly).
+    Predict(cmd::predict::Args),
+    /// Read every meter on its interval until stopped.
+    Run(cmd::run::Args),
+    /// Correct a meter's stored value by hand.
+    SetValue(cmd::set_value::Args),
+}
+
+/// What a command decided, mapped to the exit code.
+pub enum Outcome {
+    /// Everything done (exit 0).
+    Done,
+    /// Ran fine, but a reading was unsure or rejected (exit 2).
+    NotStored,
+}
+
+fn run() -> anyhow::Result<Outcome> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Prepare(a) => cmd::prepare::run(a),
+        Command::Roi(a) => cmd::roi::run(a),
+        Command::Classify(a) => cmd::classify::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Retrain(a) => cmd::retrain::run(a),
+        Command::Model(c) => cmd::model::run(c),
+        Command::Predict(a) => cmd::predict::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::SetValue(a) => cmd::set_value::run(a),
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run() {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::NotStored) => ExitCode::from(2),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Synthetic roller digits and whole meter frames, rendered in code from a
+//! bitmap font, so that tests, demos and the camera simulator need no data.
+//!
+//! ```
+//! use meter_synth::{render_digit, DigitStyle};
+//! let img = render_digit("3.7".parse().unwrap(), 20, 32, &DigitStyle::default());
+//! assert_eq!(img.dimensions(), (20, 32));
+//! ```
+#![deny(missing_docs)]
+
+mod digit;
+mod frame;
+
+pub use digit::{render_digit, render_digit_into, DigitStyle};
+pub use frame::{FrameParams, MeterLayout, SyntheticFrame};

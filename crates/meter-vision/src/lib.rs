@@ -1,0 +1,2 @@
+//! Image acquisition, alignment, cropping and segmentation of meter frames into digit images.
+#![deny(missing_docs)]
