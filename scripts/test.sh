@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need,
-# then every crate's tests. Real-data checks run when ../shared/data exists.
+# runs every crate's tests, then each area's extra checks in scripts/ci/
+# (real-data evaluations run there when ../shared/data exists).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for setup in scripts/setup/*.sh; do
+    [ -e "$setup" ] && bash "$setup"
+done
 cargo test --workspace --all-targets
+for check in scripts/ci/*.sh; do
+    [ -e "$check" ] || continue
+    echo "== $check"
+    bash "$check"
+done
