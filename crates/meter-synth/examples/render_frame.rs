@@ -2,7 +2,9 @@
 use meter_synth::{FrameParams, MeterLayout};
 
 fn main() {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "frame.png".into());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "frame.png".into());
     let p = FrameParams {
         counter: 12349.7,
         rotation_deg: 3.0,
@@ -13,5 +15,9 @@ fn main() {
     };
     let f = MeterLayout::default().render(&p);
     f.image.save(&out).expect("write frame");
-    println!("{out}: counter {} digits {:?}", f.counter, f.digits.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+    println!(
+        "{out}: counter {} digits {:?}",
+        f.counter,
+        f.digits.iter().map(|d| d.to_string()).collect::<Vec<_>>()
+    );
 }

@@ -102,6 +102,19 @@ impl MeterLayout {
 
     /// Renders the aligned, undisturbed frame for a counter value.
     pub fn render_aligned(&self, counter: f64) -> RgbImage {
+        self.render_aligned_with(counter, &mut |_, t, cell| {
+            render_digit_into(cell, t, &self.style)
+        })
+    }
+
+    /// As [`MeterLayout::render_aligned`], with each digit cell painted by
+    /// `paint(index, position, cell)` instead of the bitmap font (e.g. from
+    /// photos of real digits). `cell` has the digit box's size.
+    pub fn render_aligned_with(
+        &self,
+        counter: f64,
+        paint: &mut dyn FnMut(usize, Tenths, &mut RgbImage),
+    ) -> RgbImage {
         let mut img = RgbImage::new(self.width, self.height);
         // A meter face: light, with a soft vertical gradient.
         for (_, y, p) in img.enumerate_pixels_mut() {
@@ -116,9 +129,14 @@ impl MeterLayout {
             let y1 = (first[1] + first[3] + 8).min(self.height);
             fill_rect(&mut img, x0, y0, x1 - x0, y1 - y0, Rgb([10, 10, 10]));
         }
-        for (b, t) in self.digits.iter().zip(self.digit_positions(counter)) {
+        for (i, (b, t)) in self
+            .digits
+            .iter()
+            .zip(self.digit_positions(counter))
+            .enumerate()
+        {
             let mut cell = RgbImage::new(b[2], b[3]);
-            render_digit_into(&mut cell, t, &self.style);
+            paint(i, t, &mut cell);
             image::imageops::replace(&mut img, &cell, i64::from(b[0]), i64::from(b[1]));
         }
         for (k, m) in self.marks.iter().enumerate() {
@@ -129,8 +147,20 @@ impl MeterLayout {
 
     /// Renders one camera shot.
     pub fn render(&self, params: &FrameParams) -> SyntheticFrame {
+        self.render_with(params, &mut |_, t, cell| {
+            render_digit_into(cell, t, &self.style)
+        })
+    }
+
+    /// As [`MeterLayout::render`], with digit cells painted by `paint` (see
+    /// [`MeterLayout::render_aligned_with`]).
+    pub fn render_with(
+        &self,
+        params: &FrameParams,
+        paint: &mut dyn FnMut(usize, Tenths, &mut RgbImage),
+    ) -> SyntheticFrame {
         let counter = (params.counter * 10.0 + 1e-6).floor() / 10.0;
-        let mut aligned = self.render_aligned(counter);
+        let mut aligned = self.render_aligned_with(counter, paint);
         if let Some(((cx, cy), r, peak)) = params.hotspot {
             for (x, y, p) in aligned.enumerate_pixels_mut() {
                 let d2 = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2);

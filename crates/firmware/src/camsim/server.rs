@@ -1,0 +1,599 @@
+//! The HTTP server: one thread accepting requests, one short-lived thread
+//! per request (so a held `timeout` fault blocks nobody).
+
+use std::collections::VecDeque;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use meter_synth::MeterLayout;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tiny_http::{Header, Method, Request, Response};
+
+use super::setup::{layout_json, write_setup, SetupFiles};
+use super::source::Source;
+use super::truth::{FrameTruth, HEADER_FILE, HEADER_FLASH};
+use super::{FaultKind, FaultSpec, SimConfig};
+use crate::led::{FlashConfig, FlashLed, LedAction, LedEvent};
+use crate::settings::SensorSettings;
+use crate::SimError;
+
+/// Most faults one `/fault` request may queue.
+const MAX_FAULT_COUNT: u32 = 10_000;
+
+/// A frame as `/capture` would serve it.
+#[derive(Debug, Clone)]
+pub struct CapturedFrame {
+    /// The JPEG bytes.
+    pub jpeg: Vec<u8>,
+    /// What it shows (synthetic sources only).
+    pub truth: Option<FrameTruth>,
+}
+
+struct State {
+    settings: SensorSettings,
+    next_seq: u64,
+    faults: VecDeque<FaultSpec>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    source: Source,
+    started: Instant,
+    flash_warmup: Duration,
+    slow_delay: Duration,
+    timeout_hold: Duration,
+    stopping: Mutex<bool>,
+    wake: Condvar,
+    frames_served: AtomicU64,
+    leds_on: AtomicU32,
+}
+
+/// A running simulator; stops when dropped.
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    http: Arc<tiny_http::Server>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.addr).finish()
+    }
+}
+
+impl Server {
+    /// Prepares the frame source and starts serving on `config.addr`
+    /// (loopback only; port 0 picks a free port, see [`Server::addr`]).
+    pub fn start(config: SimConfig) -> Result<Server, SimError> {
+        if !config.addr.ip().is_loopback() {
+            return Err(SimError::NotLoopback { addr: config.addr });
+        }
+        let source = Source::prepare(&config.source)?;
+        let http = tiny_http::Server::http(config.addr).map_err(|e| SimError::Bind {
+            addr: config.addr,
+            reason: e.to_string(),
+        })?;
+        let addr = http.server_addr().to_ip().ok_or_else(|| SimError::Bind {
+            addr: config.addr,
+            reason: "not an IP socket".into(),
+        })?;
+        let http = Arc::new(http);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                settings: config.settings,
+                next_seq: 0,
+                faults: config.faults.into_iter().collect(),
+            }),
+            source,
+            started: Instant::now(),
+            flash_warmup: config.flash_warmup,
+            slow_delay: config.slow_delay,
+            timeout_hold: config.timeout_hold,
+            stopping: Mutex::new(false),
+            wake: Condvar::new(),
+            frames_served: AtomicU64::new(0),
+            leds_on: AtomicU32::new(0),
+        });
+        let acceptor = {
+            let http = Arc::clone(&http);
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("camsim-accept".into())
+                .spawn(move || accept_loop(&http, &shared))
+                .map_err(|e| SimError::Bind {
+                    addr,
+                    reason: format!("cannot start thread: {e}"),
+                })?
+        };
+        log::info!("camera simulator listening on http://{addr}");
+        Ok(Server {
+            addr,
+            shared,
+            http,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The capture URL, `http://127.0.0.1:PORT/capture`.
+    pub fn capture_url(&self) -> String {
+        format!("{}/capture", self.url())
+    }
+
+    /// The synthetic meter's layout (aligned-frame coordinates) and number
+    /// of decimals; `None` for a folder source.
+    pub fn layout(&self) -> Option<(MeterLayout, u32)> {
+        self.shared.source.layout().map(|(l, d)| (l.clone(), d))
+    }
+
+    /// The camera settings now.
+    pub fn settings(&self) -> SensorSettings {
+        self.shared.lock().settings.clone()
+    }
+
+    /// Queues `count` faults for the next captures (after those queued).
+    pub fn inject(&self, fault: FaultSpec, count: u32) {
+        let mut st = self.shared.lock();
+        st.faults.extend(std::iter::repeat_n(fault, count as usize));
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// Captures answered with a complete frame so far.
+    pub fn frames_served(&self) -> u64 {
+        self.shared.frames_served.load(Ordering::Relaxed)
+    }
+
+    /// Captures whose flash is on right now (0 when idle: the LED is never
+    /// left on).
+    pub fn leds_on(&self) -> u32 {
+        self.shared.leds_on.load(Ordering::Relaxed)
+    }
+
+    /// Renders the frame with sequence number `seq` under the current
+    /// settings, without serving it or advancing the sequence (for
+    /// benchmarks and checks). In [`super::Advance::PerHour`] mode the
+    /// value is that of now.
+    pub fn render_frame(&self, seq: u64) -> Result<CapturedFrame, SimError> {
+        let settings = self.settings();
+        let frame = self.shared.source.frame(
+            seq,
+            self.shared.started.elapsed(),
+            &settings,
+            settings.led_intensity,
+        )?;
+        Ok(CapturedFrame {
+            jpeg: frame.jpeg,
+            truth: frame.truth,
+        })
+    }
+
+    /// Writes the reference-mark templates, the aligned reference frame, the
+    /// layout JSON and a meter config snippet pointing at this server into
+    /// `dir` (see [`write_setup`]).
+    pub fn write_setup(&self, dir: &Path) -> Result<SetupFiles, SimError> {
+        let (layout, decimals) = self.layout().ok_or(SimError::InvalidConfig {
+            field: "source",
+            reason: "a folder source has no layout".into(),
+        })?;
+        let s = self.settings();
+        write_setup(dir, &layout, decimals, &self.capture_url(), rotation_of(&s))
+    }
+
+    /// Stops accepting, wakes held requests and waits for the acceptor.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        *self
+            .shared
+            .stopping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.wake.notify_all();
+        self.http.unblock();
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The initial rotation a reader needs: 180 when the sensor flips both ways.
+pub(crate) fn rotation_of(s: &SensorSettings) -> Option<u32> {
+    match (s.hmirror != 0, s.vflip != 0) {
+        (false, false) => Some(0),
+        (true, true) => Some(180),
+        _ => None,
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking handler must not take the simulator down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stopping.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps up to `d`; false when woken by a stop.
+    fn sleep(&self, d: Duration) -> bool {
+        let guard = self.stopping.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = self
+            .wake
+            .wait_timeout_while(guard, d, |stopping| !*stopping)
+            .unwrap_or_else(|e| e.into_inner());
+        !*guard
+    }
+}
+
+fn accept_loop(http: &tiny_http::Server, shared: &Arc<Shared>) {
+    loop {
+        match http.recv() {
+            Ok(req) => {
+                if shared.is_stopping() {
+                    let _ = req.respond(Response::empty(503));
+                    break;
+                }
+                let shared = Arc::clone(shared);
+                let spawned = std::thread::Builder::new()
+                    .name("camsim-request".into())
+                    .spawn(move || handle(&shared, req));
+                if let Err(e) = spawned {
+                    log::error!("cannot start request thread: {e}");
+                }
+            }
+            Err(e) => {
+                if !shared.is_stopping() {
+                    log::error!("accept failed: {e}");
+                }
+                break;
+            }
+        }
+        if shared.is_stopping() {
+            break;
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    // Names are constants and values are ASCII we format ourselves.
+    Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .unwrap_or_else(|()| Header::from_bytes(&b"X-Invalid"[..], &b"1"[..]).expect("valid"))
+}
+
+fn text(status: u16, body: impl Into<String>) -> Response<Cursor<Vec<u8>>> {
+    Response::from_string(body.into())
+        .with_status_code(status)
+        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
+        .with_header(header("Access-Control-Allow-Origin", "*"))
+}
+
+fn json(body: String) -> Response<Cursor<Vec<u8>>> {
+    Response::from_string(body)
+        .with_header(header("Content-Type", "application/json"))
+        .with_header(header("Access-Control-Allow-Origin", "*"))
+}
+
+/// Splits `/path?a=1&b=x` into the path and decoded query pairs.
+pub(crate) fn parse_url(url: &str) -> (&str, Vec<(String, String)>) {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let pairs = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    (path, pairs)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+fn query<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn handle(shared: &Shared, req: Request) {
+    if *req.method() != Method::Get && *req.method() != Method::Head {
+        let _ = req.respond(text(405, "only GET is supported\n"));
+        return;
+    }
+    let url = req.url().to_owned();
+    let (path, pairs) = parse_url(&url);
+    let result = match path {
+        "/capture" => return capture(shared, req),
+        "/status" => req.respond(json(shared.lock().settings.to_json())),
+        "/control" => req.respond(control(shared, &pairs)),
+        "/layout" => match shared.source.layout() {
+            Some((layout, decimals)) => {
+                let rotate = rotation_of(&shared.lock().settings);
+                req.respond(json(layout_json(layout, decimals, rotate)))
+            }
+            None => req.respond(text(404, "a folder source has no layout\n")),
+        },
+        "/fault" => req.respond(fault(shared, &pairs)),
+        "/" => req.respond(text(
+            200,
+            "meter-camsim: GET /capture /status /control?var=&val= /layout \
+             /fault?kind=truncate|slow|error500|timeout|clear&count=N&delay_ms=MS\n",
+        )),
+        _ => req.respond(text(404, format!("no such endpoint: {path}\n"))),
+    };
+    if let Err(e) = result {
+        log::debug!("{url}: client went away: {e}");
+    }
+}
+
+fn control(shared: &Shared, pairs: &[(String, String)]) -> Response<Cursor<Vec<u8>>> {
+    use crate::ControlError;
+    let (Some(var), Some(val)) = (query(pairs, "var"), query(pairs, "val")) else {
+        let name = if query(pairs, "var").is_none() {
+            "var"
+        } else {
+            "val"
+        };
+        let e = ControlError::MissingParameter { name };
+        return text(e.http_status(), format!("{e}\n"));
+    };
+    match shared.lock().settings.apply(var, val) {
+        Ok(_) => text(200, ""),
+        Err(e) => text(e.http_status(), format!("{e}\n")),
+    }
+}
+
+fn fault(shared: &Shared, pairs: &[(String, String)]) -> Response<Cursor<Vec<u8>>> {
+    let Some(kind) = query(pairs, "kind") else {
+        return text(400, "missing query parameter \"kind\"\n");
+    };
+    if kind == "clear" {
+        shared.lock().faults.clear();
+        return json(r#"{"queued":0,"pending":0}"#.into());
+    }
+    let Some(kind) = FaultKind::from_name(kind) else {
+        return text(
+            400,
+            format!("unknown fault kind {kind:?}: expected truncate, slow, error500, timeout or clear\n"),
+        );
+    };
+    let count = match query(pairs, "count").map(str::parse::<u32>) {
+        None => 1,
+        Some(Ok(n)) if (1..=MAX_FAULT_COUNT).contains(&n) => n,
+        Some(_) => {
+            return text(
+                400,
+                format!("count must be an integer in 1..={MAX_FAULT_COUNT}\n"),
+            )
+        }
+    };
+    let delay = match query(pairs, "delay_ms").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(ms)) if ms <= 3_600_000 => Some(Duration::from_millis(ms)),
+        Some(_) => return text(400, "delay_ms must be an integer in 0..=3600000\n"),
+    };
+    let mut st = shared.lock();
+    st.faults.extend(std::iter::repeat_n(
+        FaultSpec { kind, delay },
+        count as usize,
+    ));
+    json(format!(
+        r#"{{"queued":{count},"pending":{}}}"#,
+        st.faults.len()
+    ))
+}
+
+/// Holds the LED gauge up while a capture's flash is on.
+struct LedGauge<'a> {
+    shared: &'a Shared,
+    on: bool,
+}
+
+impl LedGauge<'_> {
+    fn set(&mut self, duty: u8) {
+        let on = duty > 0;
+        if on != self.on {
+            if on {
+                self.shared.leds_on.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.shared.leds_on.fetch_sub(1, Ordering::Relaxed);
+            }
+            self.on = on;
+        }
+    }
+}
+
+impl Drop for LedGauge<'_> {
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
+
+fn capture(shared: &Shared, req: Request) {
+    let (seq, settings, fault) = {
+        let mut st = shared.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        (seq, st.settings.clone(), st.faults.pop_front())
+    };
+    let ms = |t: Instant| t.duration_since(shared.started).as_millis() as u64;
+    // The flash sequence of the firmware: on, warm up, grab, off.
+    let flash_cfg = FlashConfig::builder()
+        .warmup_ms(
+            shared
+                .flash_warmup
+                .as_millis()
+                .min(u128::from(u32::MAX / 2)) as u32,
+        )
+        .max_on_ms(u32::MAX)
+        .build()
+        .unwrap_or_default();
+    let mut led = FlashLed::new(flash_cfg);
+    let mut gauge = LedGauge { shared, on: false };
+    led.handle(
+        ms(Instant::now()),
+        LedEvent::SetIntensity(settings.led_intensity),
+    );
+    let mut step = led.handle(ms(Instant::now()), LedEvent::CaptureRequested);
+    gauge.set(step.duty);
+    let duty = step.duty;
+    if step.action != LedAction::Grab {
+        if !shared.sleep(shared.flash_warmup) {
+            led.handle(ms(Instant::now()), LedEvent::CaptureFailed);
+            return;
+        }
+        step = led.handle(ms(Instant::now()), LedEvent::Tick);
+    }
+    debug_assert_eq!(step.action, LedAction::Grab);
+
+    match fault.map(|f| f.kind) {
+        Some(FaultKind::Error500) => {
+            gauge.set(led.handle(ms(Instant::now()), LedEvent::CaptureFailed).duty);
+            let _ = req.respond(text(500, "Camera capture failed\n"));
+            return;
+        }
+        Some(FaultKind::Timeout) => {
+            gauge.set(led.handle(ms(Instant::now()), LedEvent::CaptureFailed).duty);
+            drop(gauge);
+            let hold = fault.and_then(|f| f.delay).unwrap_or(shared.timeout_hold);
+            shared.sleep(hold);
+            // Abandon the response without writing a byte.
+            drop(req.into_writer());
+            return;
+        }
+        _ => {}
+    }
+
+    let frame = shared
+        .source
+        .frame(seq, shared.started.elapsed(), &settings, duty);
+    gauge.set(led.handle(ms(Instant::now()), LedEvent::FrameCaptured).duty);
+    drop(gauge);
+    let frame = match frame {
+        Ok(f) => f,
+        Err(e) => {
+            log::error!("frame {seq}: {e}");
+            let _ = req.respond(text(500, format!("Camera capture failed: {e}\n")));
+            return;
+        }
+    };
+    let mut body = frame.jpeg;
+    match fault {
+        Some(FaultSpec {
+            kind: FaultKind::Truncate,
+            ..
+        }) => {
+            // Cut somewhere in the middle, reproducibly per frame.
+            let frac = ChaCha8Rng::seed_from_u64(seq).gen_range(0.3..0.8);
+            body.truncate((body.len() as f64 * frac) as usize);
+        }
+        Some(FaultSpec {
+            kind: FaultKind::Slow,
+            delay,
+        }) if !shared.sleep(delay.unwrap_or(shared.slow_delay)) => return,
+        _ => {}
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let len = body.len();
+    // A Content-Length, never chunked, as the firmware sends it.
+    let mut resp = Response::new(200.into(), Vec::new(), Cursor::new(body), Some(len), None)
+        .with_chunked_threshold(usize::MAX)
+        .with_header(header("Content-Type", "image/jpeg"))
+        .with_header(header(
+            "Content-Disposition",
+            "inline; filename=capture.jpg",
+        ))
+        .with_header(header("Access-Control-Allow-Origin", "*"))
+        .with_header(header(
+            "X-Timestamp",
+            &format!("{}.{:06}", now.as_secs(), now.subsec_micros()),
+        ))
+        .with_header(header(HEADER_FLASH, &duty.to_string()));
+    if let Some(truth) = &frame.truth {
+        for (k, v) in truth.headers() {
+            resp.add_header(header(k, &v));
+        }
+    } else {
+        resp.add_header(header(super::HEADER_SEQ, &seq.to_string()));
+    }
+    if let Some(file) = &frame.file {
+        resp.add_header(header(HEADER_FILE, file));
+    }
+    let complete = !matches!(fault.map(|f| f.kind), Some(FaultKind::Truncate));
+    if req.respond(resp).is_ok() && complete {
+        shared.frames_served.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        let (p, q) = parse_url("/control?var=led_intensity&val=12%33&x=a+b&flag");
+        assert_eq!(p, "/control");
+        assert_eq!(query(&q, "var"), Some("led_intensity"));
+        assert_eq!(query(&q, "val"), Some("123"));
+        assert_eq!(query(&q, "x"), Some("a b"));
+        assert_eq!(query(&q, "flag"), Some(""));
+        let (_, q) = parse_url("/f?a=%4&b=%");
+        assert_eq!(query(&q, "a"), Some("%4"));
+        assert_eq!(query(&q, "b"), Some("%"));
+    }
+}
