@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod config;
+mod reader;
+mod state;
 
 /// Read analog utility meters from camera images.
 #[derive(Parser, Debug)]

@@ -1,12 +1,121 @@
-//! `meter predict` (not implemented yet).
+//! `meter predict`: reads each meter once (cron-friendly). Exit code 0 when
+//! every reading was stored, 2 when one was unsure or rejected, 1 on error.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use meter_vision::{FileSource, FrameSource};
+use time::OffsetDateTime;
+
+use crate::config::ResolvedConfig;
+use crate::reader::{capture_time, load_model, open_sinks, open_source, ImageFiler, MeterReader};
 use crate::Outcome;
 
 /// Arguments of `meter predict`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The configuration file.
+    #[arg(long, default_value = "meter.toml")]
+    pub config: PathBuf,
+    /// Only this meter.
+    #[arg(long)]
+    pub meter: Option<String>,
+    /// Read this JPEG instead of the meter's source (needs --meter when the
+    /// config has several meters).
+    #[arg(long)]
+    pub frame: Option<PathBuf>,
+    /// Print one JSON object per meter.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`meter predict` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let cfg = ResolvedConfig::load(&args.config)?;
+    let meters: Vec<_> = match &args.meter {
+        Some(name) => vec![cfg.meter(name)?.clone()],
+        None => cfg.meters.clone(),
+    };
+    if args.frame.is_some() && meters.len() > 1 {
+        bail!(
+            "--frame needs --meter NAME: the config has {} meters",
+            meters.len()
+        );
+    }
+    let model = load_model(&cfg)?;
+    let mut sinks = open_sinks(&cfg)?;
+    let dataset = Arc::new(ImageFiler::new(cfg.dataset_dir.clone(), cfg.dataset_cap));
+    let unsure = Arc::new(ImageFiler::new(
+        cfg.unsure_dir.clone(),
+        cfg.dataset_cap * 10,
+    ));
+    let mut all_stored = true;
+    let mut first_error = None;
+    for meter in &meters {
+        let result = (|| -> anyhow::Result<bool> {
+            let mut reader =
+                MeterReader::new(&cfg, meter, model.clone(), dataset.clone(), unsure.clone())?;
+            let (frame, time) = match &args.frame {
+                Some(p) => {
+                    let frame = FileSource::new(p, Some(cfg.rejected_dir.clone()))
+                        .next_frame()?
+                        .with_context(|| format!("{}: no frame", p.display()))?;
+                    // A frame handed in by hand is read now, whatever its file time.
+                    (frame, OffsetDateTime::now_utc())
+                }
+                None => {
+                    let mut source = open_source(meter, &cfg.rejected_dir)?;
+                    let frame = source
+                        .next_frame()
+                        .with_context(|| format!("meter {}: source {}", meter.name, meter.source))?
+                        .with_context(|| {
+                            format!(
+                                "meter {}: source {} gave no frame",
+                                meter.name, meter.source
+                            )
+                        })?;
+                    let t = capture_time(&frame);
+                    (frame, t)
+                }
+            };
+            let (report, reading) = reader.read(frame, time)?;
+            let record = report.record(&reading);
+            for (label, sink) in &mut sinks {
+                sink.write(std::slice::from_ref(&record))
+                    .with_context(|| format!("sink {label}"))?;
+            }
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("report serialises")
+                );
+            } else {
+                println!("{}", report.log_line());
+            }
+            Ok(report.value.is_some())
+        })();
+        match result {
+            Ok(stored) => all_stored &= stored,
+            Err(e) => {
+                if first_error.is_some() {
+                    eprintln!("error: {e:#}");
+                } else {
+                    first_error = Some(e);
+                }
+            }
+        }
+    }
+    for (label, sink) in &mut sinks {
+        // A database that is away keeps the readings in its spool; the next
+        // run delivers them. That is a warning, not a failed reading.
+        if let Err(e) = sink.flush() {
+            log::warn!("sink {label}: {e:#} (kept for the next run)");
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None if all_stored => Ok(Outcome::Done),
+        None => Ok(Outcome::NotStored),
+    }
 }

@@ -1,12 +1,302 @@
-//! `meter run` (not implemented yet).
+//! `meter run`: reads every meter on its own interval until stopped.
+//!
+//! One thread per meter, so a slow or dead camera delays only its own
+//! meter; one sink thread writes every record (a database that is away
+//! delays nobody: its spool keeps the records). SIGINT/SIGTERM: each meter
+//! finishes the reading in hand, the sink thread writes what is queued and
+//! flushes; a second signal exits at once.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossbeam_channel::{Receiver, Sender};
+use meter_sink::{Record, Sink};
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+use crate::config::{parse_interval, RawInterval, ResolvedConfig};
+use crate::reader::{capture_time, load_model, open_sinks, open_source, ImageFiler, MeterReader};
 use crate::Outcome;
 
 /// Arguments of `meter run`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The configuration file.
+    #[arg(long, default_value = "meter.toml")]
+    pub config: PathBuf,
+    /// Print each reading as a JSON object instead of a log line.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many readings of each meter.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this long (`90s`, `5m`).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+}
+
+/// A stop flag threads can sleep on.
+#[derive(Default)]
+pub struct Stop {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Stop {
+    /// Asks every thread to stop.
+    pub fn set(&self) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps until `deadline` or a stop; returns whether stopped.
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if *stopped {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            stopped = self
+                .cv
+                .wait_timeout(stopped, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`meter run` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let cfg = ResolvedConfig::load(&args.config)?;
+    let duration = args
+        .duration
+        .as_ref()
+        .map(|d| parse_interval(&RawInterval::Text(d.clone())).context("--duration"))
+        .transpose()?;
+    let model = load_model(&cfg)?;
+    let dataset = Arc::new(ImageFiler::new(cfg.dataset_dir.clone(), cfg.dataset_cap));
+    let unsure = Arc::new(ImageFiler::new(
+        cfg.unsure_dir.clone(),
+        cfg.dataset_cap * 10,
+    ));
+    // Everything that can fail on a bad config fails here, before any thread.
+    let mut readers = Vec::new();
+    for m in &cfg.meters {
+        let reader = MeterReader::new(&cfg, m, model.clone(), dataset.clone(), unsure.clone())?;
+        let source = open_source(m, &cfg.rejected_dir)?;
+        readers.push((reader, source));
+    }
+    let sinks = open_sinks(&cfg)?;
+
+    let stop = Arc::new(Stop::default());
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
+    let signal_handle = signals.handle();
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            for sig in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    eprintln!("second signal: exiting now");
+                    std::process::exit(130);
+                }
+                log::info!("signal {sig}: finishing the readings in hand, then flushing");
+                stop.set();
+            }
+        });
+    }
+    if let Some(d) = duration {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            if !stop.wait_until(Instant::now() + d) {
+                stop.set();
+            }
+        });
+    }
+
+    let (tx, rx) = crossbeam_channel::bounded::<Record>(10_000);
+    let sink_thread = std::thread::Builder::new()
+        .name("sinks".into())
+        .spawn(move || sink_loop(sinks, rx))
+        .context("starting the sink thread")?;
+    let out = Arc::new(Mutex::new(()));
+    let mut meters = Vec::new();
+    for (reader, source) in readers {
+        let (stop, tx, out) = (stop.clone(), tx.clone(), out.clone());
+        let (json, count) = (args.json, args.count);
+        let name = reader.meter().name.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("meter-{name}"))
+            .spawn(move || meter_loop(reader, source, &stop, &tx, &out, json, count))
+            .with_context(|| format!("starting meter {name}"))?;
+        meters.push(h);
+    }
+    drop(tx);
+    let mut stats = Stats::default();
+    for h in meters {
+        match h.join() {
+            Ok(s) => stats.add(&s),
+            Err(_) => log::error!("a meter thread panicked"),
+        }
+    }
+    let flushed = sink_thread.join().unwrap_or(false);
+    signal_handle.close();
+    log::info!(
+        "stopped: {} readings, {} stored, {} unsure, {} rejected, {} errors{}",
+        stats.readings,
+        stats.stored,
+        stats.unsure,
+        stats.rejected,
+        stats.errors,
+        if flushed {
+            ""
+        } else {
+            "; some sink could not flush (spooled records are kept)"
+        }
+    );
+    Ok(Outcome::Done)
+}
+
+#[derive(Default)]
+struct Stats {
+    readings: u64,
+    stored: u64,
+    unsure: u64,
+    rejected: u64,
+    errors: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.readings += o.readings;
+        self.stored += o.stored;
+        self.unsure += o.unsure;
+        self.rejected += o.rejected;
+        self.errors += o.errors;
+    }
+}
+
+fn meter_loop(
+    mut reader: MeterReader,
+    mut source: Box<dyn meter_vision::FrameSource + Send>,
+    stop: &Stop,
+    tx: &Sender<Record>,
+    out: &Mutex<()>,
+    json: bool,
+    count: Option<u64>,
+) -> Stats {
+    let interval = reader.meter().interval;
+    let name = reader.meter().name.clone();
+    let mut stats = Stats::default();
+    let mut next = Instant::now();
+    while !stop.is_set() && count.is_none_or(|c| stats.readings < c) {
+        let result = source
+            .next_frame()
+            .with_context(|| format!("meter {name}: source {}", reader.meter().source))
+            .and_then(|f| match f {
+                Some(frame) => {
+                    let t = capture_time(&frame);
+                    reader.read(frame, t).map(Some)
+                }
+                None => Ok(None),
+            });
+        match result {
+            Ok(Some((report, reading))) => {
+                stats.readings += 1;
+                match report.status {
+                    "stored" => stats.stored += 1,
+                    "unsure" => stats.unsure += 1,
+                    _ => stats.rejected += 1,
+                }
+                {
+                    let _guard = out.lock().unwrap_or_else(|e| e.into_inner());
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string(&report).expect("report serialises")
+                        );
+                    } else {
+                        println!("{}", report.log_line());
+                    }
+                }
+                if tx.send(report.record(&reading)).is_err() {
+                    log::error!("meter {name}: the sink thread is gone");
+                    break;
+                }
+            }
+            Ok(None) => {
+                log::info!(
+                    "meter {name}: source {} has no more frames",
+                    reader.meter().source
+                );
+                break;
+            }
+            Err(e) => {
+                stats.readings += 1;
+                stats.errors += 1;
+                log::error!("{e:#}");
+            }
+        }
+        // Fixed rate; a reading that overran its interval is not made up for.
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            next = now;
+        }
+        if stop.wait_until(next) {
+            break;
+        }
+    }
+    stats
+}
+
+/// Writes records as they come, in batches; flushes about once a second and
+/// at the end. Returns whether the final flush succeeded everywhere.
+fn sink_loop(mut sinks: Vec<(String, Box<dyn Sink + Send>)>, rx: Receiver<Record>) -> bool {
+    let mut last_flush = Instant::now();
+    let mut batch = Vec::new();
+    loop {
+        let first = rx.recv_timeout(Duration::from_secs(1));
+        let done = matches!(
+            first,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        );
+        if let Ok(r) = first {
+            batch.push(r);
+            batch.extend(rx.try_iter().take(999));
+        }
+        if !batch.is_empty() {
+            for (label, sink) in &mut sinks {
+                if let Err(e) = sink.write(&batch) {
+                    log::error!("sink {label}: {e:#}");
+                }
+            }
+            batch.clear();
+        }
+        if done || last_flush.elapsed() >= Duration::from_secs(1) {
+            let mut ok = true;
+            for (label, sink) in &mut sinks {
+                if let Err(e) = sink.flush() {
+                    ok = false;
+                    log::warn!("sink {label}: {e:#}");
+                }
+            }
+            last_flush = Instant::now();
+            if done {
+                return ok;
+            }
+        }
+    }
 }

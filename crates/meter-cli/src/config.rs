@@ -1,0 +1,693 @@
+//! The configuration file: TOML, overridable by `METER_*` environment
+//! variables, read in two stages: [`RawConfig`] (serde, unknown keys
+//! refused) and [`ResolvedConfig`] (validated, paths resolved against the
+//! config file's folder, defaults filled in). Every error names the file and
+//! the key.
+//!
+//! Environment overrides apply to the top-level keys and the `[model]` table:
+//! `METER_STATE_DIR`, `METER_DATASET_DIR`, `METER_UNSURE_DIR`,
+//! `METER_REJECTED_DIR`, `METER_SPOOL_DIR`, `METER_DATASET_CAP`,
+//! `METER_MODEL__PATH`, `METER_MODEL__MIN_CONFIDENCE` (a double underscore
+//! separates table and key). Other `METER_*` variables (such as
+//! `METER_DIGITS_DIR`, read by `meter train`) are not configuration.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use meter_core::{Counter, Rules};
+use meter_vision::{CounterWindow, MarkSpec, MeterGeometry};
+use serde::Deserialize;
+
+/// Top-level keys (and the `model` table) that `METER_*` may override.
+const ENV_KEYS: &[&str] = &[
+    "state_dir",
+    "dataset_dir",
+    "unsure_dir",
+    "rejected_dir",
+    "spool_dir",
+    "dataset_cap",
+    "model__path",
+    "model__min_confidence",
+];
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[model]`.
+    #[serde(default)]
+    pub model: RawModel,
+    /// Where each meter's last value is kept.
+    pub state_dir: Option<PathBuf>,
+    /// Training folders (`dataset/<label>/`).
+    pub dataset_dir: Option<PathBuf>,
+    /// Crops of unsure readings, for labelling.
+    pub unsure_dir: Option<PathBuf>,
+    /// Frames that could not be used (corrupt JPEGs).
+    pub rejected_dir: Option<PathBuf>,
+    /// Readings waiting for a sink that is away.
+    pub spool_dir: Option<PathBuf>,
+    /// Most digit images filed per label folder by self-training.
+    pub dataset_cap: Option<usize>,
+    /// `[[meter]]` tables.
+    #[serde(default)]
+    pub meter: Vec<RawMeter>,
+    /// `[[sink]]` tables.
+    #[serde(default)]
+    pub sink: Vec<RawSink>,
+}
+
+/// `[model]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// Model file; the shipped model when absent.
+    pub path: Option<PathBuf>,
+    /// Every digit must reach this confidence (default 0.95).
+    pub min_confidence: Option<f32>,
+}
+
+/// `[[meter]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeter {
+    /// Unique name (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// Camera URL (`http://...`), a JPEG file or a folder of them.
+    pub source: String,
+    /// Seconds between readings, or `"30s"`, `"5m"`, `"1h"`.
+    pub interval: Option<RawInterval>,
+    /// Degrees counter-clockwise, applied first.
+    pub rotate: Option<f64>,
+    /// Reference marks.
+    #[serde(default)]
+    pub marks: Vec<RawMark>,
+    /// Digit boxes `[x, y, w, h]` in the aligned frame, most significant first.
+    #[serde(default)]
+    pub digits: Vec<[u32; 4]>,
+    /// Instead of `digits`: `{ window = [x, y, w, h], count = N }`.
+    pub counter: Option<RawCounterWindow>,
+    /// Digits after the decimal point.
+    pub decimals: Option<u8>,
+    /// Unit of the value (`kWh`, `m3`).
+    pub unit: Option<String>,
+    /// Largest plausible change per hour, in `unit`.
+    pub max_rate_per_hour: Option<f64>,
+    /// Whether the value may go down.
+    pub allow_negative: Option<bool>,
+    /// Consistent readings in a row that replace a disagreeing stored value.
+    pub accept_after: Option<u32>,
+    /// Mark search window half-size, pixels.
+    pub search_radius: Option<u32>,
+    /// Largest rotation searched after `rotate`, degrees.
+    pub max_rotation: Option<f64>,
+    /// Lowest acceptable mark match score (-1..1).
+    pub min_mark_score: Option<f32>,
+}
+
+/// A reference mark.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMark {
+    /// Template image file.
+    pub image: PathBuf,
+    /// Top-left x in the aligned frame.
+    pub x: u32,
+    /// Top-left y in the aligned frame.
+    pub y: u32,
+}
+
+/// A counter window split equally.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCounterWindow {
+    /// `[x, y, w, h]`.
+    pub window: [u32; 4],
+    /// Digits in it.
+    pub count: u32,
+}
+
+/// An interval as seconds or as text.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawInterval {
+    /// Seconds.
+    Seconds(f64),
+    /// `"30s"`, `"5m"`, `"1h"`, `"500ms"`.
+    Text(String),
+}
+
+/// `[[sink]]`, by `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawSink {
+    /// InfluxDB 1.x `/write`.
+    InfluxV1 {
+        /// Server URL.
+        url: String,
+        /// Database.
+        database: String,
+        /// User.
+        user: Option<String>,
+        /// Password.
+        password: Option<String>,
+        /// Retention policy.
+        retention_policy: Option<String>,
+    },
+    /// InfluxDB 2.x `/api/v2/write`.
+    InfluxV2 {
+        /// Server URL.
+        url: String,
+        /// Organisation.
+        org: String,
+        /// Bucket.
+        bucket: String,
+        /// API token.
+        token: String,
+    },
+    /// CSV file.
+    Csv {
+        /// File path.
+        path: PathBuf,
+    },
+    /// JSON-lines file.
+    Jsonl {
+        /// File path.
+        path: PathBuf,
+    },
+}
+
+/// Where a meter's frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceConfig {
+    /// The camera's web server (base URL).
+    Http(String),
+    /// One JPEG file, read on every reading.
+    File(PathBuf),
+    /// A folder of JPEGs, replayed in name order.
+    Folder(PathBuf),
+}
+
+impl fmt::Display for SourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceConfig::Http(u) => f.write_str(u),
+            SourceConfig::File(p) | SourceConfig::Folder(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A validated sink.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkConfig {
+    /// InfluxDB 1.x.
+    InfluxV1 {
+        /// Server URL.
+        url: String,
+        /// Database.
+        database: String,
+        /// User and password.
+        credentials: Option<(String, String)>,
+        /// Retention policy.
+        retention_policy: Option<String>,
+    },
+    /// InfluxDB 2.x.
+    InfluxV2 {
+        /// Server URL.
+        url: String,
+        /// Organisation.
+        org: String,
+        /// Bucket.
+        bucket: String,
+        /// API token.
+        token: String,
+    },
+    /// CSV file.
+    Csv(PathBuf),
+    /// JSON-lines file.
+    Jsonl(PathBuf),
+}
+
+impl SinkConfig {
+    /// A short name for logs and spool folders (`influx_v1-0`, `csv-1`).
+    pub fn label(&self, index: usize) -> String {
+        let kind = match self {
+            SinkConfig::InfluxV1 { .. } => "influx_v1",
+            SinkConfig::InfluxV2 { .. } => "influx_v2",
+            SinkConfig::Csv(_) => "csv",
+            SinkConfig::Jsonl(_) => "jsonl",
+        };
+        format!("{kind}-{index}")
+    }
+}
+
+/// A validated meter.
+#[derive(Debug, Clone)]
+pub struct MeterConfig {
+    /// Unique name.
+    pub name: String,
+    /// Frame source.
+    pub source: SourceConfig,
+    /// Time between readings in `meter run`.
+    pub interval: Duration,
+    /// Alignment and digit regions (mark paths are absolute).
+    pub geometry: MeterGeometry,
+    /// Counter shape.
+    pub counter: Counter,
+    /// Unit of the value.
+    pub unit: Option<String>,
+    /// Plausibility rules.
+    pub rules: Rules,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct ResolvedConfig {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Model file; `None` means the shipped model.
+    pub model_path: Option<PathBuf>,
+    /// State folder.
+    pub state_dir: PathBuf,
+    /// Dataset folder.
+    pub dataset_dir: PathBuf,
+    /// Unsure crops folder.
+    pub unsure_dir: PathBuf,
+    /// Rejected frames folder.
+    pub rejected_dir: PathBuf,
+    /// Spool folder (one sub-folder per sink).
+    pub spool_dir: PathBuf,
+    /// Most images per label folder filed by self-training.
+    pub dataset_cap: usize,
+    /// Meters, in file order.
+    pub meters: Vec<MeterConfig>,
+    /// Sinks, in file order.
+    pub sinks: Vec<SinkConfig>,
+}
+
+impl ResolvedConfig {
+    /// Reads, overrides from the environment, and validates `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load_with_env(path, &env)
+    }
+
+    /// As [`load`](Self::load), with the environment given.
+    pub fn load_with_env(path: &Path, env: &HashMap<String, String>) -> anyhow::Result<Self> {
+        let raw = read_raw(path, env).with_context(|| format!("config {}", path.display()))?;
+        resolve(path, raw).with_context(|| format!("config {}", path.display()))
+    }
+
+    /// The meter called `name`.
+    pub fn meter(&self, name: &str) -> anyhow::Result<&MeterConfig> {
+        self.meters
+            .iter()
+            .find(|m| m.name == name)
+            .with_context(|| {
+                let names: Vec<_> = self.meters.iter().map(|m| m.name.as_str()).collect();
+                format!(
+                    "config {}: no meter named {name:?} (meters: {})",
+                    self.path.display(),
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+fn read_raw(path: &Path, env: &HashMap<String, String>) -> anyhow::Result<RawConfig> {
+    // Read it ourselves: a missing or unreadable file gets the OS's words.
+    let text = std::fs::read_to_string(path)?;
+    // Only the known override keys: the prefix is shared with non-config
+    // variables such as METER_DIGITS_DIR.
+    let overrides: HashMap<String, String> = env
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix("METER_")?.to_ascii_lowercase();
+            ENV_KEYS
+                .contains(&key.as_str())
+                .then(|| (k.clone(), v.clone()))
+        })
+        .collect();
+    let cfg = config::Config::builder()
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("METER")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(overrides)),
+        )
+        .build()?;
+    Ok(cfg.try_deserialize::<RawConfig>()?)
+}
+
+fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let abs = |p: &Path| -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let dir = |p: &Option<PathBuf>, default: &str| abs(p.as_deref().unwrap_or(Path::new(default)));
+    let min_confidence = raw.model.min_confidence.unwrap_or(0.95);
+    if !(0.0..=1.0).contains(&min_confidence) {
+        bail!("model.min_confidence: {min_confidence} is outside 0..=1");
+    }
+    let state_dir = dir(&raw.state_dir, "state");
+    let spool_dir = raw
+        .spool_dir
+        .as_deref()
+        .map(abs)
+        .unwrap_or_else(|| state_dir.join("spool"));
+    let dataset_cap = raw.dataset_cap.unwrap_or(2000);
+    if raw.meter.is_empty() {
+        bail!("meter: no [[meter]] table; add one (see `meter prepare`)");
+    }
+    let mut names = HashSet::new();
+    let mut meters = Vec::with_capacity(raw.meter.len());
+    for (i, m) in raw.meter.into_iter().enumerate() {
+        let key = |k: &str| format!("meter[{i}].{k}");
+        let meter = resolve_meter(m, &abs, min_confidence, &key)?;
+        if !names.insert(meter.name.clone()) {
+            bail!("{}: {:?} is used by two meters", key("name"), meter.name);
+        }
+        meters.push(meter);
+    }
+    let sinks = raw
+        .sink
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| resolve_sink(s, &abs, i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ResolvedConfig {
+        path: path.to_path_buf(),
+        model_path: raw.model.path.as_deref().map(abs),
+        dataset_dir: dir(&raw.dataset_dir, "dataset"),
+        unsure_dir: dir(&raw.unsure_dir, "unsure"),
+        rejected_dir: dir(&raw.rejected_dir, "rejected"),
+        state_dir,
+        spool_dir,
+        dataset_cap,
+        meters,
+        sinks,
+    })
+}
+
+fn resolve_meter(
+    m: RawMeter,
+    abs: &dyn Fn(&Path) -> PathBuf,
+    min_confidence: f32,
+    key: &dyn Fn(&str) -> String,
+) -> anyhow::Result<MeterConfig> {
+    let name_ok = !m.name.is_empty()
+        && m.name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !m.name.starts_with('.');
+    if !name_ok {
+        bail!(
+            "{}: {:?} must be non-empty letters, digits, '-', '_' or '.' (it names files)",
+            key("name"),
+            m.name
+        );
+    }
+    let source = if m.source.starts_with("http://") || m.source.starts_with("https://") {
+        SourceConfig::Http(m.source.trim_end_matches('/').to_owned())
+    } else if m.source.contains("://") {
+        bail!(
+            "{}: {:?}: only http:// and https:// URLs or file paths are supported",
+            key("source"),
+            m.source
+        );
+    } else {
+        let p = abs(Path::new(&m.source));
+        if p.is_dir() {
+            SourceConfig::Folder(p)
+        } else {
+            SourceConfig::File(p)
+        }
+    };
+    let interval = match m.interval {
+        None => Duration::from_secs(60),
+        Some(i) => parse_interval(&i).with_context(|| key("interval"))?,
+    };
+    let (regions_len, counter_window) = match (&m.counter, m.digits.is_empty()) {
+        (None, false) => (m.digits.len(), None),
+        (Some(c), true) => (
+            c.count as usize,
+            Some(CounterWindow {
+                window: c.window,
+                count: c.count,
+            }),
+        ),
+        (None, true) => bail!(
+            "{}: no digit boxes (or `counter` window) given",
+            key("digits")
+        ),
+        (Some(_), false) => bail!(
+            "{}: give either `digits` or `counter`, not both",
+            key("digits")
+        ),
+    };
+    for (k, b) in m.digits.iter().enumerate() {
+        if b[2] == 0 || b[3] == 0 {
+            bail!("{}[{k}]: box {b:?} has zero width or height", key("digits"));
+        }
+    }
+    let decimals = m.decimals.unwrap_or(0);
+    let counter = Counter::new(regions_len, decimals).with_context(|| key("decimals"))?;
+    if m.marks.len() > 3 {
+        bail!("{}: at most 3 marks, got {}", key("marks"), m.marks.len());
+    }
+    if let Some(r) = m.max_rate_per_hour {
+        if !(r.is_finite() && r > 0.0) {
+            bail!(
+                "{}: {r} must be a positive number",
+                key("max_rate_per_hour")
+            );
+        }
+    }
+    let accept_after = m.accept_after.unwrap_or(5);
+    if accept_after < 2 {
+        bail!(
+            "{}: {accept_after} would accept any reading; use 2 or more",
+            key("accept_after")
+        );
+    }
+    if let Some(r) = m.rotate {
+        if !r.is_finite() {
+            bail!("{}: not a number", key("rotate"));
+        }
+    }
+    let marks = m
+        .marks
+        .iter()
+        .map(|mk| MarkSpec {
+            image: abs(&mk.image),
+            x: mk.x,
+            y: mk.y,
+        })
+        .collect();
+    let geometry = MeterGeometry {
+        rotate: m.rotate.unwrap_or(0.0),
+        marks,
+        digits: m.digits,
+        counter: counter_window,
+        search_radius: m.search_radius.unwrap_or(20),
+        max_rotation: m.max_rotation.unwrap_or(5.0),
+        min_mark_score: m.min_mark_score.unwrap_or(0.5),
+    };
+    Ok(MeterConfig {
+        name: m.name,
+        source,
+        interval,
+        geometry,
+        counter,
+        unit: m.unit.filter(|u| !u.is_empty()),
+        rules: Rules {
+            min_confidence,
+            allow_negative: m.allow_negative.unwrap_or(false),
+            max_rate_per_hour: m.max_rate_per_hour,
+            accept_after,
+            ..Rules::default()
+        },
+    })
+}
+
+fn resolve_sink(
+    s: RawSink,
+    abs: &dyn Fn(&Path) -> PathBuf,
+    i: usize,
+) -> anyhow::Result<SinkConfig> {
+    let check_url = |url: &str| -> anyhow::Result<()> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Ok(())
+        } else {
+            bail!("sink[{i}].url: {url:?} is not an http:// or https:// URL")
+        }
+    };
+    Ok(match s {
+        RawSink::InfluxV1 {
+            url,
+            database,
+            user,
+            password,
+            retention_policy,
+        } => {
+            check_url(&url)?;
+            let credentials = match (user, password) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                _ => bail!("sink[{i}]: give both `user` and `password`, or neither"),
+            };
+            SinkConfig::InfluxV1 {
+                url,
+                database,
+                credentials,
+                retention_policy,
+            }
+        }
+        RawSink::InfluxV2 {
+            url,
+            org,
+            bucket,
+            token,
+        } => {
+            check_url(&url)?;
+            SinkConfig::InfluxV2 {
+                url,
+                org,
+                bucket,
+                token,
+            }
+        }
+        RawSink::Csv { path } => SinkConfig::Csv(abs(&path)),
+        RawSink::Jsonl { path } => SinkConfig::Jsonl(abs(&path)),
+    })
+}
+
+/// Parses `"30s"`, `"5m"`, `"1h"`, `"500ms"` or a number of seconds.
+pub fn parse_interval(i: &RawInterval) -> anyhow::Result<Duration> {
+    let secs = match i {
+        RawInterval::Seconds(s) => *s,
+        RawInterval::Text(t) => {
+            let t = t.trim();
+            let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+                (n, 0.001)
+            } else if let Some(n) = t.strip_suffix('s') {
+                (n, 1.0)
+            } else if let Some(n) = t.strip_suffix('m') {
+                (n, 60.0)
+            } else if let Some(n) = t.strip_suffix('h') {
+                (n, 3600.0)
+            } else {
+                (t, 1.0)
+            };
+            let n: f64 = num.trim().parse().map_err(|_| {
+                anyhow::anyhow!("{t:?} is not a duration like \"30s\", \"5m\", \"1h\"")
+            })?;
+            n * mult
+        }
+    };
+    if !(secs.is_finite() && secs >= 0.01) {
+        bail!("{secs} s is not a usable interval (at least 0.01 s)");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> anyhow::Result<ResolvedConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meter.toml");
+        std::fs::write(&path, text).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ResolvedConfig::load_with_env(&path, &env)
+    }
+
+    const GOOD: &str = r#"
+        [model]
+        min_confidence = 0.9
+
+        [[meter]]
+        name = "house"
+        source = "http://127.0.0.1:8080/"
+        interval = "5m"
+        marks = [{ image = "marks/a.png", x = 64, y = 64 }]
+        digits = [[170, 200, 40, 64], [220, 200, 40, 64], [270, 200, 40, 64]]
+        decimals = 1
+        unit = "kWh"
+        max_rate_per_hour = 20.0
+
+        [[sink]]
+        type = "jsonl"
+        path = "out/readings.jsonl"
+    "#;
+
+    #[test]
+    fn resolves_a_good_file() {
+        let c = load(GOOD, &[]).unwrap();
+        assert_eq!(c.meters[0].rules.min_confidence, 0.9);
+        let m = &c.meters[0];
+        assert_eq!(m.source, SourceConfig::Http("http://127.0.0.1:8080".into()));
+        assert_eq!(m.interval, Duration::from_secs(300));
+        assert_eq!(m.counter, Counter::new(3, 1).unwrap());
+        assert_eq!(m.rules.max_rate_per_hour, Some(20.0));
+        assert_eq!(m.rules.min_confidence, 0.9);
+        assert!(
+            m.geometry.marks[0].image.is_absolute() || m.geometry.marks[0].image.starts_with("/")
+        );
+        assert!(c.state_dir.ends_with("state"));
+        assert!(matches!(&c.sinks[0], SinkConfig::Jsonl(p) if p.ends_with("out/readings.jsonl")));
+    }
+
+    #[test]
+    fn environment_overrides_known_keys_only() {
+        let c = load(
+            GOOD,
+            &[
+                ("METER_MODEL__MIN_CONFIDENCE", "0.8"),
+                ("METER_STATE_DIR", "/tmp/elsewhere"),
+                ("METER_DIGITS_DIR", "/data"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.meters[0].rules.min_confidence, 0.8);
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/elsewhere"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = |text: &str| format!("{:#}", load(text, &[]).unwrap_err());
+        let e = err(&GOOD.replace("unit = ", "colour = "));
+        assert!(e.contains("colour"), "{e}");
+        assert!(e.contains("meter.toml"), "{e}");
+        let e = err(&GOOD.replace("decimals = 1", "decimals = 4"));
+        assert!(e.contains("meter[0].decimals"), "{e}");
+        let e = err(&GOOD.replace("\"5m\"", "\"soon\""));
+        assert!(e.contains("meter[0].interval"), "{e}");
+        let e = err(&GOOD.replace("name = \"house\"", "name = \"a/b\""));
+        assert!(e.contains("meter[0].name"), "{e}");
+        let e = err(&GOOD.replace("min_confidence = 0.9", "min_confidence = 1.5"));
+        assert!(e.contains("model.min_confidence"), "{e}");
+        let e = err(&GOOD.replace("type = \"jsonl\"", "type = \"mongo\""));
+        assert!(e.contains("mongo"), "{e}");
+        let e = err("[[meter]\nname=");
+        assert!(e.contains("meter.toml"), "{e}");
+        let e = err(&GOOD.replace("max_rate_per_hour = 20.0", "max_rate_per_hour = \"fast\""));
+        assert!(e.contains("max_rate_per_hour"), "{e}");
+    }
+}
