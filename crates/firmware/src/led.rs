@@ -200,6 +200,9 @@ impl FlashLed {
     /// Handles one event at time `now_ms` (ms since boot; a clock that
     /// goes backwards is treated as standing still).
     pub fn handle(&mut self, now_ms: u64, event: LedEvent) -> LedStep {
+        // The safety limit comes first, whatever the event: a capture that
+        // overran is over, and the caller learns it from `TimedOut`.
+        let overrun = self.check_overrun(now_ms);
         let action = match event {
             LedEvent::SetIntensity(v) => {
                 self.intensity = v.min(self.config.max_duty);
@@ -209,34 +212,28 @@ impl FlashLed {
                 }
                 LedAction::None
             }
+            _ if overrun.is_some() => LedAction::TimedOut,
             LedEvent::CaptureRequested => match self.phase {
-                LedPhase::Idle if self.intensity == 0 => {
+                LedPhase::Idle if self.intensity == 0 || self.config.warmup_ms == 0 => {
+                    self.duty = self.intensity;
                     self.phase = LedPhase::Grabbing { since_ms: now_ms };
                     LedAction::Grab
                 }
                 LedPhase::Idle => {
                     self.duty = self.intensity;
                     self.phase = LedPhase::WarmingUp { since_ms: now_ms };
-                    if self.config.warmup_ms == 0 {
-                        self.phase = LedPhase::Grabbing { since_ms: now_ms };
-                        LedAction::Grab
-                    } else {
-                        LedAction::None
-                    }
+                    LedAction::None
                 }
-                _ => self.check_overrun(now_ms).unwrap_or(LedAction::Busy),
+                _ => LedAction::Busy,
             },
-            LedEvent::Tick => match self.check_overrun(now_ms) {
-                Some(a) => a,
-                None => match self.phase {
-                    LedPhase::WarmingUp { since_ms }
-                        if now_ms.saturating_sub(since_ms) >= u64::from(self.config.warmup_ms) =>
-                    {
-                        self.phase = LedPhase::Grabbing { since_ms };
-                        LedAction::Grab
-                    }
-                    _ => LedAction::None,
-                },
+            LedEvent::Tick => match self.phase {
+                LedPhase::WarmingUp { since_ms }
+                    if now_ms.saturating_sub(since_ms) >= u64::from(self.config.warmup_ms) =>
+                {
+                    self.phase = LedPhase::Grabbing { since_ms };
+                    LedAction::Grab
+                }
+                _ => LedAction::None,
             },
             LedEvent::FrameCaptured | LedEvent::CaptureFailed => {
                 self.off();
@@ -245,7 +242,7 @@ impl FlashLed {
         };
         LedStep {
             duty: self.duty,
-            action,
+            action: overrun.unwrap_or(action),
         }
     }
 
