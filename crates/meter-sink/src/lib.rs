@@ -1,2 +1,88 @@
-//! Time-series sinks for meter readings: InfluxDB v1/v2 over HTTP with a durable spool, CSV and JSON-lines files.
+//! Time-series sinks for meter readings: InfluxDB 1.x and 2.x over HTTP
+//! (line protocol, second precision, UTC), a durable on-disk spool that
+//! keeps readings while the database is away, and CSV / JSON-lines files.
+//!
+//! Schema (see [`line`]): measurement `meter_reading` with tags `meter`,
+//! `unit` and fields `value`, `raw`, `rate_per_hour`, `confidence_min`,
+//! `digit_0`.. (most significant first); measurement `meter_event` with tags
+//! `meter`, `status` (`unsure`/`rejected`), `unit` and fields `reason`, `raw`.
+//!
+//! ```
+//! use meter_sink::{DigitValue, JsonLinesSink, Record, Sink, SpoolingSink, StoredValue};
+//! use time::macros::datetime;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let reading = Record::stored(
+//!     "house",
+//!     datetime!(2026-03-01 12:00:07 UTC),
+//!     StoredValue {
+//!         value: 12345.6,
+//!         raw: 12345.6,
+//!         rate_per_hour: Some(0.4),
+//!         confidence_min: 0.97,
+//!         digits: vec![DigitValue { tenths: "5.6".parse()?, confidence: 0.97 }],
+//!     },
+//! )
+//! .with_unit("kWh");
+//!
+//! // The line written to InfluxDB:
+//! let line = meter_sink::line::encode(std::slice::from_ref(&reading), Vec::new());
+//! assert_eq!(
+//!     String::from_utf8(line)?,
+//!     "meter_reading,meter=house,unit=kWh value=12345.6,raw=12345.6,rate_per_hour=0.4,confidence_min=0.97,digit_0=5.6 1772366407\n"
+//! );
+//!
+//! // Any sink can sit behind a spool; for InfluxDB use
+//! // `InfluxSink::v1("http://127.0.0.1:8086", "meters").build()?`.
+//! let file = JsonLinesSink::create(dir.path().join("readings.jsonl"))?;
+//! let mut sink = SpoolingSink::builder(file, dir.path().join("spool")).build()?;
+//! sink.write(&[reading])?;
+//! sink.flush()?;
+//! assert_eq!(std::fs::read_to_string(dir.path().join("readings.jsonl"))?.lines().count(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
+
+mod error;
+mod file;
+mod influx;
+pub mod line;
+mod record;
+mod spool;
+
+pub use error::{RecordProblem, SinkError};
+pub use file::{CsvSink, JsonLinesSink, CSV_HEADER};
+pub use influx::{InfluxBuilder, InfluxSink};
+pub use record::{DigitValue, Event, EventStatus, Record, RecordKind, StoredValue};
+pub use spool::{Spool, SpoolingBuilder, SpoolingSink};
+
+/// Somewhere readings are stored.
+pub trait Sink {
+    /// Stores the records, in order. Invalid records
+    /// ([`Record::validate`]) are refused before anything is written.
+    fn write(&mut self, records: &[Record]) -> Result<(), SinkError>;
+
+    /// Makes everything written so far durable (files: synced to disk;
+    /// spool: delivered to the database).
+    fn flush(&mut self) -> Result<(), SinkError>;
+
+    /// How many records one [`write`](Self::write) should carry at most
+    /// (a spool drains in batches of this size).
+    fn batch_size(&self) -> usize {
+        1000
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn write(&mut self, records: &[Record]) -> Result<(), SinkError> {
+        (**self).write(records)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        (**self).flush()
+    }
+
+    fn batch_size(&self) -> usize {
+        (**self).batch_size()
+    }
+}

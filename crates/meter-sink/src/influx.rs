@@ -1,0 +1,405 @@
+//! InfluxDB over HTTP: the 1.x `/write` API and the 2.x `/api/v2/write` API.
+
+use std::io::Read;
+use std::time::Duration;
+
+use crate::error::SinkError;
+use crate::record::Record;
+use crate::{line, Sink};
+
+/// Which write API, with its target and credentials.
+#[derive(Clone)]
+enum Api {
+    V1 {
+        database: String,
+        retention_policy: Option<String>,
+        credentials: Option<(String, String)>,
+    },
+    V2 {
+        org: String,
+        bucket: String,
+        token: String,
+    },
+}
+
+impl std::fmt::Debug for Api {
+    // Never print passwords or tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::V1 {
+                database,
+                retention_policy,
+                credentials,
+            } => f
+                .debug_struct("V1")
+                .field("database", database)
+                .field("retention_policy", retention_policy)
+                .field("user", &credentials.as_ref().map(|c| &c.0))
+                .finish_non_exhaustive(),
+            Self::V2 { org, bucket, .. } => f
+                .debug_struct("V2")
+                .field("org", org)
+                .field("bucket", bucket)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct InfluxConfig {
+    url: String,
+    api: Api,
+    timeout: Duration,
+    batch_size: usize,
+}
+
+/// Builds an [`InfluxSink`]; [`build`](Self::build) validates the settings.
+#[derive(Debug, Clone)]
+pub struct InfluxBuilder {
+    config: InfluxConfig,
+}
+
+impl InfluxBuilder {
+    fn new(url: &str, api: Api) -> Self {
+        Self {
+            config: InfluxConfig {
+                url: url.trim_end_matches('/').to_owned(),
+                api,
+                timeout: Duration::from_secs(10),
+                batch_size: 5000,
+            },
+        }
+    }
+
+    /// 1.x user and password (sent as the `u` and `p` query parameters,
+    /// which influxd redacts in its logs). Ignored for 2.x.
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        if let Api::V1 { credentials, .. } = &mut self.config.api {
+            *credentials = Some((user.into(), password.into()));
+        }
+        self
+    }
+
+    /// 1.x retention policy (default: the database's default). Ignored for 2.x.
+    pub fn retention_policy(mut self, rp: impl Into<String>) -> Self {
+        if let Api::V1 {
+            retention_policy, ..
+        } = &mut self.config.api
+        {
+            *retention_policy = Some(rp.into());
+        }
+        self
+    }
+
+    /// Timeout of one HTTP request, connect to last byte (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// Lines per HTTP request (default 5000, InfluxDB's recommendation).
+    pub fn batch_size(mut self, lines: usize) -> Self {
+        self.config.batch_size = lines;
+        self
+    }
+
+    /// Validates the settings.
+    pub fn build(self) -> Result<InfluxSink, SinkError> {
+        let c = self.config;
+        let bad = |field, problem: &str| SinkError::Config {
+            field,
+            problem: problem.to_owned(),
+        };
+        let uri: ureq::http::Uri = c
+            .url
+            .parse()
+            .map_err(|e| bad("url", &format!("{:?} is not a URL: {e}", c.url)))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(bad(
+                "url",
+                &format!("{:?} must be http(s)://host[:port]", c.url),
+            ));
+        }
+        if uri.query().is_some() {
+            return Err(bad(
+                "url",
+                &format!(
+                    "{:?} must not have a query; set the database separately",
+                    c.url
+                ),
+            ));
+        }
+        match &c.api {
+            Api::V1 {
+                database,
+                retention_policy,
+                ..
+            } => {
+                if database.is_empty() {
+                    return Err(bad("database", "empty"));
+                }
+                if retention_policy.as_deref() == Some("") {
+                    return Err(bad("retention_policy", "empty"));
+                }
+            }
+            Api::V2 { org, bucket, token } => {
+                for (field, value) in [("org", org), ("bucket", bucket), ("token", token)] {
+                    if value.is_empty() {
+                        return Err(bad(field, "empty"));
+                    }
+                }
+            }
+        }
+        if c.batch_size == 0 {
+            return Err(bad("batch_size", "must be at least 1"));
+        }
+        if c.timeout.is_zero() {
+            return Err(bad("timeout", "must be positive"));
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(c.timeout))
+            .timeout_connect(Some(c.timeout.min(Duration::from_secs(5))))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(InfluxSink { config: c, agent })
+    }
+}
+
+/// Writes records to InfluxDB over HTTP, in batches, with second precision.
+///
+/// Transient failures (unreachable, 5xx) and refusals (4xx) are returned as
+/// typed errors; wrap the sink in a [`SpoolingSink`](crate::SpoolingSink) to
+/// keep the data and retry.
+#[derive(Debug)]
+pub struct InfluxSink {
+    config: InfluxConfig,
+    agent: ureq::Agent,
+}
+
+impl InfluxSink {
+    /// InfluxDB 1.x (`/write?db=..`); also VictoriaMetrics and other 1.x
+    /// compatible servers.
+    pub fn v1(url: &str, database: impl Into<String>) -> InfluxBuilder {
+        InfluxBuilder::new(
+            url,
+            Api::V1 {
+                database: database.into(),
+                retention_policy: None,
+                credentials: None,
+            },
+        )
+    }
+
+    /// InfluxDB 2.x / 3.x (`/api/v2/write?org=..&bucket=..`, token auth).
+    pub fn v2(
+        url: &str,
+        org: impl Into<String>,
+        bucket: impl Into<String>,
+        token: impl Into<String>,
+    ) -> InfluxBuilder {
+        InfluxBuilder::new(
+            url,
+            Api::V2 {
+                org: org.into(),
+                bucket: bucket.into(),
+                token: token.into(),
+            },
+        )
+    }
+
+    /// Records sent per request.
+    pub fn batch_size(&self) -> usize {
+        self.config.batch_size
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> &str {
+        &self.config.url
+    }
+
+    /// Sends one body of line protocol (seconds precision) in one request.
+    pub fn write_lines(&self, body: &[u8]) -> Result<(), SinkError> {
+        let url = &self.config.url;
+        let request = match &self.config.api {
+            Api::V1 {
+                database,
+                retention_policy,
+                credentials,
+            } => {
+                let mut req = self
+                    .agent
+                    .post(format!("{url}/write"))
+                    .query("db", database)
+                    .query("precision", "s");
+                if let Some(rp) = retention_policy {
+                    req = req.query("rp", rp);
+                }
+                if let Some((user, password)) = credentials {
+                    req = req.query("u", user).query("p", password);
+                }
+                req
+            }
+            Api::V2 { org, bucket, token } => self
+                .agent
+                .post(format!("{url}/api/v2/write"))
+                .query("org", org)
+                .query("bucket", bucket)
+                .query("precision", "s")
+                .header("Authorization", format!("Token {token}")),
+        };
+        let response = request
+            .content_type("text/plain; charset=utf-8")
+            .send(body)
+            .map_err(|e| SinkError::Unreachable {
+                url: url.clone(),
+                source: Box::new(e),
+            })?;
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let message = error_message(response.into_body());
+        let url = url.clone();
+        Err(match status {
+            // vmauth (the usual auth proxy in front of VictoriaMetrics)
+            // answers an unknown token with 400 rather than 401.
+            400 if message.contains("auth token") => SinkError::Unauthorized {
+                url,
+                status,
+                message,
+            },
+            400 => SinkError::BadLine { url, message },
+            401 | 403 => SinkError::Unauthorized {
+                url,
+                status,
+                message,
+            },
+            404 => SinkError::DatabaseNotFound {
+                url,
+                target: self.target(),
+                message,
+            },
+            500.. => SinkError::ServerError {
+                url,
+                status,
+                message,
+            },
+            _ => SinkError::Rejected {
+                url,
+                status,
+                message,
+            },
+        })
+    }
+
+    fn target(&self) -> String {
+        match &self.config.api {
+            Api::V1 { database, .. } => database.clone(),
+            Api::V2 { org, bucket, .. } => format!("{org}/{bucket}"),
+        }
+    }
+}
+
+/// The server's explanation: InfluxDB answers `{"error": ".."}` (1.x) or
+/// `{"message": ".."}` (2.x); anything else is shown as text, shortened.
+fn error_message(body: ureq::Body) -> String {
+    let mut text = String::new();
+    // A failure to read the explanation leaves it empty; the status says enough.
+    let _ = body.into_reader().take(4096).read_to_string(&mut text);
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&text) {
+        for key in ["error", "message"] {
+            if let Some(serde_json::Value::String(m)) = map.get(key) {
+                return m.clone();
+            }
+        }
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        "(no message)".to_owned()
+    } else {
+        text.chars().take(300).collect()
+    }
+}
+
+impl Sink for InfluxSink {
+    fn write(&mut self, records: &[Record]) -> Result<(), SinkError> {
+        records.iter().try_for_each(Record::validate)?;
+        let mut buf = Vec::new();
+        for batch in records.chunks(self.config.batch_size) {
+            buf.clear();
+            buf = line::encode(batch, buf);
+            self.write_lines(&buf)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn batch_size(&self) -> usize {
+        self.config.batch_size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_validates() {
+        assert!(InfluxSink::v1("http://127.0.0.1:8086", "meters")
+            .build()
+            .is_ok());
+        assert!(InfluxSink::v1("http://127.0.0.1:8086/", "meters")
+            .build()
+            .is_ok());
+        for url in ["127.0.0.1:8086", "ftp://x", "http://x/?db=a", "not a url"] {
+            let err = InfluxSink::v1(url, "meters").build().unwrap_err();
+            assert!(
+                matches!(err, SinkError::Config { field: "url", .. }),
+                "{url}: {err}"
+            );
+        }
+        assert!(InfluxSink::v1("http://x", "").build().is_err());
+        assert!(InfluxSink::v2("http://x", "org", "bucket", "")
+            .build()
+            .is_err());
+        assert!(InfluxSink::v1("http://x", "m")
+            .batch_size(0)
+            .build()
+            .is_err());
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let s = InfluxSink::v1("http://x", "m")
+            .credentials("alice", "hunter2")
+            .build()
+            .unwrap();
+        let v2 = InfluxSink::v2("http://x", "o", "b", "sekrit")
+            .build()
+            .unwrap();
+        let text = format!("{s:?} {v2:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("sekrit"),
+            "{text}"
+        );
+        assert!(text.contains("alice"));
+    }
+
+    #[test]
+    fn unreachable_is_transient() {
+        // Port 9 (discard) on loopback: nothing listens there in test machines.
+        let mut s = InfluxSink::v1("http://127.0.0.1:9", "m")
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let err = s
+            .write(&[crate::record::tests_support::sample()])
+            .unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
+    }
+}

@@ -1,0 +1,287 @@
+//! What the sinks store: one record per frame read.
+
+use meter_core::{DigitPrediction, Tenths};
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::error::{RecordProblem, SinkError};
+
+/// One reading of one meter, as handed to a [`Sink`](crate::Sink).
+///
+/// The CLI maps the assembled value (or the reason it was not accepted) into
+/// this; the sink owns the storage schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// The meter's name (InfluxDB tag `meter`).
+    pub meter: String,
+    /// The meter's unit, e.g. `kWh` (InfluxDB tag `unit`).
+    pub unit: Option<String>,
+    /// When the frame was captured. Stored in UTC with second precision:
+    /// two records of one meter within the same second are the same point
+    /// (the later write wins), which is what makes replays idempotent.
+    #[serde(with = "utc_rfc3339")]
+    pub captured_at: OffsetDateTime,
+    /// A stored value or an event.
+    pub kind: RecordKind,
+}
+
+/// A stored value, or why the frame gave none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RecordKind {
+    /// A plausible value (measurement `meter_reading`).
+    Stored(StoredValue),
+    /// An unsure or rejected reading (measurement `meter_event`).
+    Event(Event),
+}
+
+/// A plausible meter value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredValue {
+    /// The meter value after rolling-digit resolution and plausibility checks.
+    pub value: f64,
+    /// The value as read from the digits, before plausibility corrections.
+    pub raw: f64,
+    /// Consumption per hour since the previous stored value; `None` for the
+    /// first value.
+    pub rate_per_hour: Option<f64>,
+    /// The lowest digit confidence of this frame, in 0..=1.
+    pub confidence_min: f32,
+    /// The digits, most significant first (`digit_0` is the leftmost).
+    pub digits: Vec<DigitValue>,
+}
+
+/// One digit's reading.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigitValue {
+    /// The roller position.
+    pub tenths: Tenths,
+    /// The model's confidence, in 0..=1.
+    pub confidence: f32,
+}
+
+impl From<&DigitPrediction> for DigitValue {
+    fn from(p: &DigitPrediction) -> Self {
+        Self {
+            tenths: p.tenths,
+            confidence: p.confidence,
+        }
+    }
+}
+
+/// A frame that gave no stored value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Unsure or rejected.
+    pub status: EventStatus,
+    /// The value read, if the digits gave one.
+    pub raw: Option<f64>,
+    /// Why it was not stored, for people (e.g. "value decreased by 3.2").
+    pub reason: String,
+}
+
+/// Why a reading was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// A digit's confidence was too low.
+    Unsure,
+    /// The value failed a plausibility rule.
+    Rejected,
+}
+
+impl EventStatus {
+    /// The tag value written (`unsure`, `rejected`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unsure => "unsure",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+impl Record {
+    /// A stored value.
+    pub fn stored(
+        meter: impl Into<String>,
+        captured_at: OffsetDateTime,
+        value: StoredValue,
+    ) -> Self {
+        Self {
+            meter: meter.into(),
+            unit: None,
+            captured_at: captured_at.to_offset(UtcOffset::UTC),
+            kind: RecordKind::Stored(value),
+        }
+    }
+
+    /// An unsure or rejected reading.
+    pub fn event(meter: impl Into<String>, captured_at: OffsetDateTime, event: Event) -> Self {
+        Self {
+            meter: meter.into(),
+            unit: None,
+            captured_at: captured_at.to_offset(UtcOffset::UTC),
+            kind: RecordKind::Event(event),
+        }
+    }
+
+    /// Sets the unit.
+    pub fn with_unit(mut self, unit: impl Into<String>) -> Self {
+        self.unit = Some(unit.into());
+        self
+    }
+
+    /// Capture time in whole seconds since the Unix epoch (UTC).
+    pub fn timestamp_s(&self) -> i64 {
+        self.captured_at.unix_timestamp()
+    }
+
+    /// Checks what every sink needs: a meter name, tags without control
+    /// characters, finite numbers.
+    pub fn validate(&self) -> Result<(), SinkError> {
+        self.problem().map_or(Ok(()), |problem| {
+            Err(SinkError::InvalidRecord {
+                meter: self.meter.clone(),
+                problem,
+            })
+        })
+    }
+
+    fn problem(&self) -> Option<RecordProblem> {
+        if self.meter.is_empty() {
+            return Some(RecordProblem::EmptyMeter);
+        }
+        let tags = std::iter::once(("meter", self.meter.as_str()))
+            .chain(self.unit.as_deref().map(|u| ("unit", u)));
+        for (tag, value) in tags {
+            if value.chars().any(char::is_control) {
+                return Some(RecordProblem::ControlCharacter {
+                    tag,
+                    value: value.to_owned(),
+                });
+            }
+        }
+        if self.unit.as_deref() == Some("") {
+            return Some(RecordProblem::EmptyUnit);
+        }
+        let not_finite = |field: &str| {
+            Some(RecordProblem::NotFinite {
+                field: field.to_owned(),
+            })
+        };
+        match &self.kind {
+            RecordKind::Stored(s) => {
+                let numbers = [
+                    ("value", s.value),
+                    ("raw", s.raw),
+                    ("rate_per_hour", s.rate_per_hour.unwrap_or(0.0)),
+                    ("confidence_min", f64::from(s.confidence_min)),
+                ];
+                if let Some((field, _)) = numbers.iter().find(|(_, v)| !v.is_finite()) {
+                    return not_finite(field);
+                }
+                if let Some(i) = s.digits.iter().position(|d| !d.confidence.is_finite()) {
+                    return not_finite(&format!("digit_{i} confidence"));
+                }
+            }
+            RecordKind::Event(e) => {
+                if e.raw.is_some_and(|r| !r.is_finite()) {
+                    return not_finite("raw");
+                }
+            }
+        }
+        None
+    }
+}
+
+/// RFC 3339 in UTC whatever the value's offset, so files never carry local
+/// offsets.
+mod utc_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::format_description::well_known::Rfc3339;
+    use time::{OffsetDateTime, UtcOffset};
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        let text = t
+            .to_offset(UtcOffset::UTC)
+            .format(&Rfc3339)
+            .map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        OffsetDateTime::parse(&text, &Rfc3339)
+            .map(|t| t.to_offset(UtcOffset::UTC))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use time::macros::datetime;
+
+    /// A valid stored reading.
+    pub(crate) fn sample() -> Record {
+        Record::stored(
+            "house",
+            datetime!(2026-03-01 12:00:07 +01:00),
+            StoredValue {
+                value: 12345.6,
+                raw: 12345.6,
+                rate_per_hour: Some(0.42),
+                confidence_min: 0.9,
+                digits: vec![DigitValue {
+                    tenths: "3.7".parse().unwrap(),
+                    confidence: 0.9,
+                }],
+            },
+        )
+        .with_unit("kWh")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::sample;
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn json_round_trip_in_utc() {
+        let r = sample();
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"2026-03-01T11:00:07Z\""), "{json}");
+        let back: Record = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(
+            back.timestamp_s(),
+            datetime!(2026-03-01 11:00:07 UTC).unix_timestamp()
+        );
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let mut r = sample();
+        r.meter = "a\nb".into();
+        let err = r.validate().unwrap_err().to_string();
+        assert!(err.contains("control character"), "{err}");
+        let mut r = sample();
+        if let RecordKind::Stored(s) = &mut r.kind {
+            s.rate_per_hour = Some(f64::NAN);
+        }
+        assert!(matches!(
+            r.validate(),
+            Err(SinkError::InvalidRecord { problem: RecordProblem::NotFinite { field }, .. }) if field == "rate_per_hour"
+        ));
+        let mut r = sample();
+        r.unit = Some(String::new());
+        assert!(r.validate().is_err());
+        assert!(sample().validate().is_ok());
+    }
+}

@@ -1,0 +1,246 @@
+//! The fault bars: the database killed and restarted while readings
+//! flow, and the writer itself killed at random moments.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use meter_sink::{InfluxSink, Sink, SpoolingSink};
+use rand::{Rng, SeedableRng};
+
+use crate::reading;
+use crate::server::Influxd;
+use crate::WEEK_START;
+
+fn spooling_sink(url: &str, spool: &std::path::Path) -> SpoolingSink<InfluxSink> {
+    let influx = InfluxSink::v1(url, "meters")
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    SpoolingSink::builder(influx, spool)
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .build()
+        .unwrap()
+}
+
+/// Every stored point as `timestamp -> value`.
+fn stored(server: &Influxd) -> BTreeMap<i64, f64> {
+    let (_, rows) = server.rows("meters", "SELECT value FROM meter_reading");
+    rows.iter()
+        .map(|r| (r[0].as_i64().unwrap(), r[1].as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn influxd_killed_and_restarted_20_times_while_writing() {
+    let Some(mut server) = Influxd::start() else {
+        return;
+    };
+    server.create_database("meters");
+    let spool = tempfile::tempdir().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (url, dir, stop) = (server.url(), spool.path().to_owned(), stop.clone());
+        thread::spawn(move || {
+            let mut sink = spooling_sink(&url, &dir);
+            let mut written = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                // Batches of 1..=3 readings, one second apart.
+                let n = 1 + written % 3;
+                let batch: Vec<_> = (written..written + n)
+                    .map(|i| reading("house", WEEK_START + i, i as f64))
+                    .collect();
+                sink.write(&batch)
+                    .expect("a down server must not fail a write");
+                written += n;
+                thread::sleep(Duration::from_millis(2));
+            }
+            (written, sink)
+        })
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20);
+    for _ in 0..20 {
+        thread::sleep(Duration::from_millis(rng.gen_range(50..250)));
+        server.kill();
+        thread::sleep(Duration::from_millis(rng.gen_range(20..200)));
+        server.restart();
+    }
+    thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let (written, mut sink) = writer.join().unwrap();
+    sink.flush().unwrap();
+    assert!(sink.spool().is_empty());
+    let spooled = sink.spool().appended_since_open();
+    eprintln!("restart test: {written} readings written, {spooled} of them went through the spool");
+    assert!(
+        spooled > 0,
+        "the outages never reached the spool; the test proved nothing"
+    );
+
+    let points = stored(&server);
+    let missing: Vec<_> = (0..written)
+        .filter(|i| !points.contains_key(&(WEEK_START + i)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} readings lost, e.g. {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        server.log()
+    );
+    assert_eq!(
+        points.len() as i64,
+        written,
+        "readings that were never written appeared"
+    );
+    for (ts, value) in &points {
+        assert_eq!(*value, (ts - WEEK_START) as f64, "wrong value at {ts}");
+    }
+    // Exactly once: one point per reading, none doubled by replays.
+    let (_, count) = server.rows("meters", "SELECT count(value) FROM meter_reading");
+    assert_eq!(count[0][1].as_i64(), Some(written));
+}
+
+const CHILD_ENV: &str = "METER_SINK_TEST_WRITER";
+
+/// The writer process of `writer_killed_20_times`: writes readings forever,
+/// printing `ack <first> <n>` after each acknowledged write.
+#[test]
+#[ignore = "child process of writer_killed_20_times; does nothing on its own"]
+fn writer_child() {
+    let Ok(config) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let mut parts = config.split('\n');
+    let (url, dir, start) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let start: i64 = start.parse().unwrap();
+    let mut sink = spooling_sink(url, std::path::Path::new(dir));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "torn {}", sink.spool().torn_bytes()).unwrap();
+    out.flush().unwrap();
+    let mut i = start;
+    loop {
+        let n = 1 + (i % 8);
+        let batch: Vec<_> = (i..i + n)
+            .map(|j| reading("house", WEEK_START + j, j as f64))
+            .collect();
+        sink.write(&batch).unwrap();
+        writeln!(out, "ack {i} {n}").unwrap();
+        out.flush().unwrap();
+        i += n;
+    }
+}
+
+#[test]
+fn writer_killed_20_times() {
+    let Some(mut server) = Influxd::start() else {
+        return;
+    };
+    server.create_database("meters");
+    let spool = tempfile::tempdir().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let mut acked = Vec::new();
+    let mut torn_seen = 0;
+    let mut up = true;
+    for k in 0..20i64 {
+        // A third of the runs with the database down (the writer only
+        // spools), a third with it up, a third with it killed mid-run.
+        let down = k % 3 == 0;
+        if down && up {
+            server.kill();
+            up = false;
+        } else if !down && !up {
+            server.restart();
+            up = true;
+        }
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "faults::writer_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                CHILD_ENV,
+                format!(
+                    "{}\n{}\n{}",
+                    server.url(),
+                    spool.path().display(),
+                    k * 100_000
+                ),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        });
+        let life = rng.gen_range(30..400);
+        if k % 3 == 2 {
+            thread::sleep(Duration::from_millis(life / 2));
+            server.kill();
+            up = false;
+            thread::sleep(Duration::from_millis(life / 2));
+        } else {
+            thread::sleep(Duration::from_millis(life));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        for line in reader.join().unwrap() {
+            let mut words = line.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some("ack"), Some(first), Some(n)) => {
+                    let (first, n): (i64, i64) = (first.parse().unwrap(), n.parse().unwrap());
+                    acked.extend(first..first + n);
+                }
+                (Some("torn"), Some(bytes), None) if bytes != "0" => torn_seen += 1,
+                _ => {}
+            }
+        }
+    }
+    if !up {
+        server.restart();
+    }
+    let mut sink = spooling_sink(&server.url(), spool.path());
+    if sink.spool().torn_bytes() > 0 {
+        torn_seen += 1;
+    }
+    sink.flush().unwrap();
+    eprintln!(
+        "writer-kill test: {} readings acknowledged over 20 kills; a torn spool tail was found and cut after {torn_seen} of them",
+        acked.len()
+    );
+    assert!(
+        acked.len() > 100,
+        "too few acknowledged readings ({}) to mean anything",
+        acked.len()
+    );
+    let points = stored(&server);
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|&&i| !points.contains_key(&(WEEK_START + i)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged readings lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    for (ts, value) in &points {
+        assert_eq!(*value, (ts - WEEK_START) as f64, "wrong value at {ts}");
+    }
+}
