@@ -1,12 +1,239 @@
-//! `meter train` (not implemented yet).
+//! `meter train`: train the digit model on labelled digit folders.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use meter_model::{Dataset, DigitModel, TrainConfig, TrainEvent};
 
 use crate::Outcome;
 
 /// Arguments of `meter train`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Dataset folder(s): sub-folders named by label (`N` or `N.M`) or a
+    /// `manifest.csv`. Default: $METER_DIGITS_DIR, else ../shared/data/meter-digits.
+    #[arg(long = "data", value_name = "DIR")]
+    pub data: Vec<PathBuf>,
+    /// Fine-tune this model instead of training from scratch.
+    #[arg(long, value_name = "MODEL")]
+    pub init: Option<PathBuf>,
+    /// Maximum epochs.
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Random seed (split, shuffling, augmentation, initial weights).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the trained model.
+    #[arg(long, value_name = "MODEL")]
+    pub out: PathBuf,
+    /// A file listing sources (one per line, `#` comments) held out for validation.
+    #[arg(long, value_name = "FILE")]
+    pub holdout_file: Option<PathBuf>,
+    /// A source held out for validation (repeatable).
+    #[arg(long = "holdout", value_name = "SOURCE")]
+    pub holdout: Vec<String>,
+    /// Fraction of the other images drawn at random for validation.
+    #[arg(long, default_value_t = 0.05)]
+    pub val_fraction: f64,
+    /// Stop after this many epochs without improvement.
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    /// Images per optimiser step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Peak learning rate (default 3e-3, or 1e-3 with --init).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Use only this many images (drawn with the seed), e.g. for a quick check.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Train on the images as they are, without augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Compute threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the validation report (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// The dataset folders given, or the default one.
+pub fn data_dirs(given: &[PathBuf]) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    if let Some(dir) = std::env::var_os("METER_DIGITS_DIR") {
+        return vec![PathBuf::from(dir)];
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/meter-digits");
+    if repo.is_dir() {
+        return vec![repo];
+    }
+    vec![PathBuf::from("../shared/data/meter-digits")]
+}
+
+/// Reads a list of sources: one per line, blank lines and `#` comments ignored.
+pub fn read_source_list(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading source list {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`meter train` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        // candle's CPU kernels size their pools from this variable.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let started = Instant::now();
+    let init = args
+        .init
+        .as_ref()
+        .map(|p| DigitModel::load(p).with_context(|| format!("loading --init {}", p.display())))
+        .transpose()?;
+    let size = init
+        .as_ref()
+        .map(DigitModel::input_size)
+        .unwrap_or_else(|| {
+            let a = meter_model::Architecture::default();
+            (a.width, a.height)
+        });
+    let dirs = data_dirs(&args.data);
+    let mut data = Dataset::load_many(&dirs, size)
+        .with_context(|| format!("loading training data from {dirs:?}"))?;
+    for p in &data.problems {
+        log::warn!("skipped: {p}");
+    }
+    if let Some(limit) = args.limit {
+        data.subsample(limit, args.seed);
+    }
+    eprintln!(
+        "loaded {} images from {} source(s) ({} skipped) in {:.1}s",
+        data.len(),
+        data.sources().len(),
+        data.problems.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut holdout = args.holdout.clone();
+    if let Some(f) = &args.holdout_file {
+        holdout.extend(read_source_list(f)?);
+    }
+    let known = data.sources();
+    for s in &holdout {
+        if !known.contains(s.as_str()) {
+            log::warn!("held-out source {s:?} has no images in the data");
+        }
+    }
+    let mut builder = TrainConfig::builder()
+        .epochs(args.epochs)
+        .seed(args.seed)
+        .holdout_sources(holdout)
+        .validation_fraction(args.val_fraction)
+        .patience(args.patience)
+        .batch_size(args.batch_size);
+    if let Some(lr) = args.lr {
+        builder = builder.learning_rate(lr);
+    }
+    if args.no_augment {
+        builder = builder.augment(None);
+    }
+    if let (Some(m), Some(p)) = (init, &args.init) {
+        builder = builder.init(m, p.display().to_string());
+    }
+    let cfg = builder.build()?;
+
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ETA {eta} {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    let mut last_val = String::from("val -");
+    let mut epochs_total = args.epochs;
+    let outcome = meter_model::train(&data, &cfg, &mut |ev| match ev {
+        TrainEvent::Started {
+            epochs,
+            batches_per_epoch,
+            train,
+            validation,
+        } => {
+            epochs_total = epochs;
+            bar.set_length((epochs * batches_per_epoch) as u64);
+            bar.println(format!(
+                "training on {train} images, validating on {validation}, up to {epochs} epochs"
+            ));
+        }
+        TrainEvent::Batch { epoch, loss, .. } => {
+            bar.set_prefix(format!("epoch {epoch}/{epochs_total}"));
+            bar.set_message(format!("loss {loss:.3} {last_val}"));
+            bar.inc(1);
+        }
+        TrainEvent::Epoch(s) => {
+            if let Some(v) = &s.validation {
+                last_val = format!("val exact {:.2}%", 100.0 * v.exact);
+            }
+            bar.println(format!(
+                "epoch {:>2}: loss {:.4}, {}{} ({:.0}s)",
+                s.epoch,
+                s.train_loss,
+                s.validation
+                    .as_ref()
+                    .map_or("no validation".into(), |v| format!(
+                        "val exact {:.2}% within 0.1 {:.2}% settled {}",
+                        100.0 * v.exact,
+                        100.0 * v.within_0_1,
+                        v.settled_digit
+                            .map_or("-".into(), |x| format!("{:.2}%", 100.0 * x))
+                    )),
+                if s.improved { " *" } else { "" },
+                s.seconds
+            ));
+        }
+        _ => {}
+    })?;
+    bar.finish_and_clear();
+    let mut meta = outcome.model.metadata().clone();
+    if let Some(t) = &mut meta.training {
+        t.data = dirs.iter().map(|d| d.display().to_string()).collect();
+    }
+    let model = outcome.model.with_metadata(meta)?;
+    model.save(&args.out)?;
+    if let (Some(path), Some(report)) = (&args.report, &outcome.validation) {
+        std::fs::write(path, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "kept epoch {} of {}{}; wrote {} in {:.0}s",
+        outcome.best_epoch,
+        outcome.history.len(),
+        if outcome.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        },
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(v) = &outcome.validation {
+        eprintln!(
+            "validation: n {} exact {:.2}% within 0.1 {:.2}% settled {} temperature {:.2}",
+            v.n,
+            100.0 * v.exact,
+            100.0 * v.within_0_1,
+            v.settled_digit
+                .map_or("-".into(), |x| format!("{:.2}%", 100.0 * x)),
+            model.metadata().temperature
+        );
+    }
+    Ok(Outcome::Done)
 }

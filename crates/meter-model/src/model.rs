@@ -1,0 +1,406 @@
+//! The digit model: loading, saving and batch prediction.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use candle_core::{DType, Device, ModuleT, Tensor};
+use image::RgbImage;
+use meter_core::{DigitPrediction, Tenths};
+use serde::{Deserialize, Serialize};
+
+use crate::arch::{Architecture, ARCH_NAME, ARCH_VERSION};
+use crate::fast::FastNet;
+use crate::preprocess::{fit_to_input, write_chw};
+use crate::weights::Weights;
+use crate::{ModelError, CLASSES};
+
+/// The safetensors metadata key holding [`ModelMetadata`] as JSON.
+pub const METADATA_KEY: &str = "meter_model";
+/// The `format` value of meter-reader digit models.
+pub const FORMAT: &str = "meter-reader-digits";
+/// The model file format version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// How many alternatives a prediction lists.
+pub const TOP_K: usize = 5;
+
+/// The model file bundled with the crate (see `models/README.md`).
+const SHIPPED: &[u8] = include_bytes!("../../../models/digits.safetensors");
+
+/// How an image is normalised before the network sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Normalisation {
+    /// Resize to the input size (triangle filter), then subtract the image's
+    /// mean and divide by its standard deviation (at least 8/255), over all
+    /// channels together.
+    PerImageStandardise,
+}
+
+/// What a model file says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMetadata {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The file format version, [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The network's shape, including the input size.
+    pub architecture: Architecture,
+    /// Number of classes (100 tenths).
+    pub classes: usize,
+    /// Input normalisation.
+    pub normalisation: Normalisation,
+    /// Softmax temperature fitted on validation data, so that confidences are calibrated.
+    pub temperature: f32,
+    /// How the model was trained, when known.
+    #[serde(default)]
+    pub training: Option<TrainingSummary>,
+    /// Its metrics on its validation split, when known.
+    #[serde(default)]
+    pub validation: Option<ValidationSummary>,
+}
+
+impl ModelMetadata {
+    /// Metadata for a fresh, untrained model of this architecture.
+    pub fn new(architecture: Architecture) -> Self {
+        Self {
+            format: FORMAT.to_owned(),
+            format_version: FORMAT_VERSION,
+            architecture,
+            classes: CLASSES,
+            normalisation: Normalisation::PerImageStandardise,
+            temperature: 1.0,
+            training: None,
+            validation: None,
+        }
+    }
+}
+
+/// A summary of the training run that produced a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// The dataset folders.
+    pub data: Vec<String>,
+    /// Images trained on.
+    pub train_images: usize,
+    /// Images held out for validation.
+    pub validation_images: usize,
+    /// Whole sources held out for validation.
+    pub holdout_sources: Vec<String>,
+    /// Epochs run.
+    pub epochs: usize,
+    /// The epoch whose weights were kept (1-based).
+    pub best_epoch: usize,
+    /// The random seed.
+    pub seed: u64,
+    /// The model training started from, if fine-tuned.
+    pub init: Option<String>,
+}
+
+/// Headline validation metrics stored in a model file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationSummary {
+    /// Images evaluated.
+    pub n: usize,
+    /// Fraction predicted exactly.
+    pub exact: f64,
+    /// Fraction within one tenth (circular).
+    pub within_0_1: f64,
+    /// Fraction of nearly settled labels whose digit is right.
+    pub settled_digit: f64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    metadata: ModelMetadata,
+    weights: Weights,
+    fast: FastNet,
+}
+
+/// A loaded digit model. Cheap to clone and share between threads.
+#[derive(Debug, Clone)]
+pub struct DigitModel {
+    inner: Arc<Inner>,
+}
+
+impl DigitModel {
+    /// Loads a model file.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Parses a model from the bytes of a model file; `origin` names it in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self, ModelError> {
+        let st =
+            safetensors::SafeTensors::deserialize(bytes).map_err(|source| ModelError::Format {
+                origin: origin.to_owned(),
+                source,
+            })?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|source| {
+            ModelError::Format {
+                origin: origin.to_owned(),
+                source,
+            }
+        })?;
+        let json = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(METADATA_KEY))
+            .ok_or_else(|| ModelError::MissingMetadata {
+                origin: origin.to_owned(),
+                key: METADATA_KEY,
+            })?;
+        let metadata: ModelMetadata =
+            serde_json::from_str(json).map_err(|source| ModelError::BadMetadata {
+                origin: origin.to_owned(),
+                source,
+            })?;
+        check_compatible(&metadata, origin)?;
+        let weights = Weights::from_safetensors(&st, &metadata.architecture, origin)?;
+        Ok(Self::from_parts(metadata, weights))
+    }
+
+    pub(crate) fn from_parts(metadata: ModelMetadata, weights: Weights) -> Self {
+        let fast = FastNet::fold(&metadata.architecture, &weights);
+        Self {
+            inner: Arc::new(Inner {
+                metadata,
+                weights,
+                fast,
+            }),
+        }
+    }
+
+    /// The pretrained model that ships with meter-reader (parsed once).
+    pub fn shipped() -> Self {
+        static SHIPPED_MODEL: OnceLock<DigitModel> = OnceLock::new();
+        SHIPPED_MODEL
+            .get_or_init(|| {
+                // The bundled file is checked by this crate's tests.
+                Self::from_bytes(SHIPPED, "models/digits.safetensors (built in)")
+                    .expect("the built-in model is valid")
+            })
+            .clone()
+    }
+
+    /// The bytes of the built-in model file.
+    pub fn shipped_bytes() -> &'static [u8] {
+        SHIPPED
+    }
+
+    /// The input size (width, height) images are resized to.
+    pub fn input_size(&self) -> (u32, u32) {
+        let a = &self.inner.metadata.architecture;
+        (a.width, a.height)
+    }
+
+    /// What the model file says about itself.
+    pub fn metadata(&self) -> &ModelMetadata {
+        &self.inner.metadata
+    }
+
+    /// A copy with other metadata (same weights), e.g. to record training details.
+    pub fn with_metadata(&self, metadata: ModelMetadata) -> Result<Self, ModelError> {
+        check_compatible(&metadata, "new metadata")?;
+        if metadata.architecture != self.inner.metadata.architecture {
+            return Err(ModelError::Incompatible {
+                origin: "new metadata".into(),
+                what: "architecture",
+                expected: format!("{:?}", self.inner.metadata.architecture),
+                got: format!("{:?}", metadata.architecture),
+            });
+        }
+        Ok(Self::from_parts(metadata, self.inner.weights.clone()))
+    }
+
+    pub(crate) fn weights(&self) -> &Weights {
+        &self.inner.weights
+    }
+
+    /// Serialises the model file (safetensors with JSON metadata).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        let json = serde_json::to_string(&self.inner.metadata).map_err(|source| {
+            ModelError::BadMetadata {
+                origin: "model metadata".into(),
+                source,
+            }
+        })?;
+        let meta = HashMap::from([(METADATA_KEY.to_owned(), json)]);
+        self.inner
+            .weights
+            .to_safetensors(meta)
+            .map_err(|source| ModelError::Format {
+                origin: "model being saved".into(),
+                source,
+            })
+    }
+
+    /// Writes the model file; written to a temporary file first and renamed,
+    /// so an existing model is never left half-written.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let bytes = self.to_bytes()?;
+        let io = |source| ModelError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".partial");
+        let tmp = path.with_file_name(tmp_name);
+        std::fs::write(&tmp, &bytes).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Raw logits (before temperature) of the fast inference path, one row
+    /// of 100 per image.
+    pub fn logits(&self, images: &[RgbImage]) -> Result<Vec<f32>, ModelError> {
+        let (w, h) = self.input_size();
+        let fitted = images
+            .iter()
+            .enumerate()
+            .map(|(index, img)| {
+                if img.width() == 0 || img.height() == 0 {
+                    Err(ModelError::EmptyImage {
+                        index,
+                        width: img.width(),
+                        height: img.height(),
+                    })
+                } else {
+                    Ok(fit_to_input(img, w, h))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&RgbImage> = fitted.iter().map(|c| c.as_ref()).collect();
+        let mut out = vec![0f32; images.len() * CLASSES];
+        self.inner.fast.logits(&refs, &mut out);
+        Ok(out)
+    }
+
+    /// The same logits computed by the candle network (the reference the
+    /// fast path is tested against; slower).
+    pub fn logits_reference(&self, images: &[RgbImage]) -> Result<Vec<f32>, ModelError> {
+        let (w, h) = self.input_size();
+        let dev = Device::Cpu;
+        let tensors: HashMap<String, Tensor> = self
+            .inner
+            .weights
+            .0
+            .iter()
+            .map(|(n, (s, v))| Ok((n.clone(), Tensor::from_slice(v, s.as_slice(), &dev)?)))
+            .collect::<Result<_, candle_core::Error>>()?;
+        let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &dev);
+        let net = crate::arch::net(&self.inner.metadata.architecture, vb)?;
+        let x = images_to_tensor(images.iter(), w, h)?;
+        let logits = net.forward_t(&x, false)?;
+        Ok(logits.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Predicts each image (any size; resized to [`Self::input_size`] when
+    /// needed). Runs on the calling thread.
+    pub fn predict_batch(&self, images: &[RgbImage]) -> Result<Vec<DigitPrediction>, ModelError> {
+        let logits = self.logits(images)?;
+        Ok(logits
+            .chunks_exact(CLASSES)
+            .map(|l| prediction_from_logits(l, self.inner.metadata.temperature))
+            .collect())
+    }
+}
+
+/// Stacks images into a standardised (N, 3, H, W) tensor.
+pub(crate) fn images_to_tensor<'a>(
+    images: impl ExactSizeIterator<Item = &'a RgbImage>,
+    w: u32,
+    h: u32,
+) -> candle_core::Result<Tensor> {
+    let n = images.len();
+    let plane = (w * h) as usize * 3;
+    let mut data = vec![0f32; n * plane];
+    for (img, out) in images.zip(data.chunks_exact_mut(plane)) {
+        write_chw(&fit_to_input(img, w, h), out);
+    }
+    Tensor::from_vec(data, (n, 3, h as usize, w as usize), &Device::Cpu)
+}
+
+fn check_compatible(m: &ModelMetadata, origin: &str) -> Result<(), ModelError> {
+    let incompatible = |what, expected: String, got: String| {
+        Err(ModelError::Incompatible {
+            origin: origin.to_owned(),
+            what,
+            expected,
+            got,
+        })
+    };
+    if m.format != FORMAT {
+        return incompatible("format", FORMAT.into(), m.format.clone());
+    }
+    if m.format_version != FORMAT_VERSION {
+        return incompatible(
+            "format_version",
+            FORMAT_VERSION.to_string(),
+            m.format_version.to_string(),
+        );
+    }
+    let a = &m.architecture;
+    if a.name != ARCH_NAME || a.version != ARCH_VERSION {
+        return incompatible(
+            "architecture",
+            format!("{ARCH_NAME} v{ARCH_VERSION}"),
+            format!("{} v{}", a.name, a.version),
+        );
+    }
+    if m.classes != CLASSES {
+        return incompatible("classes", CLASSES.to_string(), m.classes.to_string());
+    }
+    if a.width < 8 || a.height < 8 || a.width > 256 || a.height > 256 {
+        return incompatible(
+            "input size",
+            "8..=256 x 8..=256".into(),
+            format!("{}x{}", a.width, a.height),
+        );
+    }
+    if a.channels.iter().any(|&c| c == 0 || c > 256) {
+        return incompatible("channels", "1..=256".into(), format!("{:?}", a.channels));
+    }
+    if !(m.temperature.is_finite() && m.temperature > 0.0) {
+        return incompatible("temperature", "> 0".into(), m.temperature.to_string());
+    }
+    Ok(())
+}
+
+/// Softmax with temperature, then the prediction: the arg-max, the
+/// probability mass within one tenth of it, and the top alternatives.
+pub(crate) fn prediction_from_logits(logits: &[f32], temperature: f32) -> DigitPrediction {
+    let probs = softmax(logits, temperature);
+    let mut order: Vec<usize> = (0..CLASSES).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    let best = order[0];
+    let confidence =
+        (probs[(best + CLASSES - 1) % CLASSES] + probs[best] + probs[(best + 1) % CLASSES])
+            .min(1.0);
+    let tenth = |i: usize| Tenths::wrapping(i as i64);
+    DigitPrediction {
+        tenths: tenth(best),
+        confidence,
+        top: order[..TOP_K]
+            .iter()
+            .map(|&i| (tenth(i), probs[i]))
+            .collect(),
+    }
+}
+
+pub(crate) fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut p: Vec<f32> = logits
+        .iter()
+        .map(|&l| ((l - max) / temperature).exp())
+        .collect();
+    let sum: f32 = p.iter().sum();
+    for v in &mut p {
+        *v /= sum;
+    }
+    p
+}
