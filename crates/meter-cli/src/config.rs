@@ -345,10 +345,15 @@ fn read_raw(path: &Path, env: &HashMap<String, String>) -> anyhow::Result<RawCon
 }
 
 fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
-    let base = path
+    // Absolute, so that paths in logs and errors say where things are.
+    let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let base = parent
+        .canonicalize()
+        .unwrap_or_else(|_| parent.to_path_buf());
+    let base = base.as_path();
     let abs = |p: &Path| -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()

@@ -439,7 +439,7 @@ impl MeterReader {
                 Decision::Unsure(_) => {
                     for (i, (d, img)) in reading.digits.iter().zip(crops).enumerate() {
                         let prefix = format!("{name}-{stamp}-d{i}-read{}-", d.observed);
-                        self.unsure.file(".", &prefix, img)?;
+                        self.unsure.file("", &prefix, img)?;
                     }
                 }
                 Decision::Stored { .. } => {

@@ -20,6 +20,7 @@ pub struct Args {
     #[arg(long)]
     pub meter: String,
     /// The value as the counter shows it, e.g. `12345.6`.
+    #[arg(allow_hyphen_values = true)]
     pub value: String,
 }
 

@@ -169,9 +169,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         } => {
             epochs_total = epochs;
             bar.set_length((epochs * batches_per_epoch) as u64);
-            bar.println(format!(
-                "training on {train} images, validating on {validation}, up to {epochs} epochs"
-            ));
+            bar.suspend(|| {
+                eprintln!(
+                    "training on {train} images, validating on {validation}, up to {epochs} epochs"
+                )
+            });
         }
         TrainEvent::Batch { epoch, loss, .. } => {
             bar.set_prefix(format!("epoch {epoch}/{epochs_total}"));
@@ -182,7 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             if let Some(v) = &s.validation {
                 last_val = format!("val exact {:.2}%", 100.0 * v.exact);
             }
-            bar.println(format!(
+            let line = format!(
                 "epoch {:>2}: loss {:.4}, {}{} ({:.0}s)",
                 s.epoch,
                 s.train_loss,
@@ -197,7 +199,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     )),
                 if s.improved { " *" } else { "" },
                 s.seconds
-            ));
+            );
+            // Printed even when the bar is hidden (not a terminal), e.g. in logs.
+            bar.suspend(|| eprintln!("{line}"));
         }
         _ => {}
     })?;

@@ -1,0 +1,7 @@
+//! Integration tests of the `meter` binary: commands, bad input, and reading
+//! the camera simulator end to end over real HTTP.
+
+mod bad_input;
+mod commands;
+mod e2e;
+mod helpers;
