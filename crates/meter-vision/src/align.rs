@@ -1,0 +1,637 @@
+//! Alignment: an initial rotation by any angle, then reference marks found
+//! by zero-mean normalised cross-correlation (ZNCC) in a search window,
+//! giving the transform from the aligned frame to the camera frame.
+//!
+//! Marks are matched on grey levels, coarse-to-fine (a half-resolution
+//! search over the whole window, then a full-resolution search of a few
+//! pixels and a sub-pixel parabola fit). The first transform is then refined
+//! by matching the marks again through it, which takes out the rotation
+//! that the upright templates cannot see.
+
+use image::{GrayImage, RgbImage};
+
+use crate::error::VisionError;
+use crate::geometry::{Affine, MotionModel};
+use crate::sample::{gray_patch, Plane};
+
+/// A reference mark: a small template cut from a reference frame, and where
+/// its top-left corner lies in the aligned frame.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    /// The template (grey levels).
+    pub template: GrayImage,
+    /// Top-left x in the aligned frame.
+    pub x: f64,
+    /// Top-left y in the aligned frame.
+    pub y: f64,
+}
+
+/// How well one mark was found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkMatch {
+    /// Index of the mark in the configuration.
+    pub index: usize,
+    /// Top-left corner where the mark belongs, in the aligned frame.
+    pub expected: (f64, f64),
+    /// Where the mark's centre was found in the camera frame.
+    pub found_in_camera: (f64, f64),
+    /// ZNCC score of the final match, -1..1 (1 = identical up to
+    /// brightness and contrast).
+    pub score: f32,
+    /// Distance in pixels between the found centre and where the fitted
+    /// transform puts it (near 0 when the marks agree).
+    pub residual_px: f64,
+}
+
+/// The result of aligning one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alignment {
+    /// Aligned-frame coordinates to camera-frame coordinates.
+    pub transform: Affine,
+    /// Size of the aligned frame.
+    pub aligned_size: (u32, u32),
+    /// The transform before marks were used (initial rotation only).
+    pub initial: Affine,
+    /// Each mark's match, in configuration order.
+    pub marks: Vec<MarkMatch>,
+}
+
+impl Alignment {
+    /// The lowest mark score (`None` without marks).
+    pub fn min_score(&self) -> Option<f32> {
+        self.marks.iter().map(|m| m.score).reduce(f32::min)
+    }
+
+    /// The correction the marks found on top of the initial rotation, as a
+    /// map in the initially rotated frame (identity for a camera that did
+    /// not move).
+    pub fn correction(&self) -> Option<Affine> {
+        Some(self.transform.then(&self.initial.inverse()?))
+    }
+}
+
+/// Builds an [`Aligner`]; see [`Aligner::builder`].
+#[derive(Debug, Clone)]
+pub struct AlignerBuilder {
+    rotate_deg: f64,
+    marks: Vec<Mark>,
+    search_radius: u32,
+    max_rotation_deg: f64,
+    min_score: f32,
+    model: Option<MotionModel>,
+    max_residual_px: f64,
+    aligned_size: Option<(u32, u32)>,
+}
+
+impl Default for AlignerBuilder {
+    fn default() -> Self {
+        Self {
+            rotate_deg: 0.0,
+            marks: Vec::new(),
+            search_radius: 20,
+            max_rotation_deg: 5.0,
+            min_score: 0.5,
+            model: None,
+            max_residual_px: 4.0,
+            aligned_size: None,
+        }
+    }
+}
+
+impl AlignerBuilder {
+    /// Initial rotation, degrees counter-clockwise, applied to the camera
+    /// frame first (180 for an upside-down camera).
+    pub fn rotate_deg(mut self, deg: f64) -> Self {
+        self.rotate_deg = deg;
+        self
+    }
+    /// Adds a reference mark.
+    pub fn mark(mut self, mark: Mark) -> Self {
+        self.marks.push(mark);
+        self
+    }
+    /// Search window half-size in pixels for the shift (default 20).
+    pub fn search_radius(mut self, px: u32) -> Self {
+        self.search_radius = px;
+        self
+    }
+    /// Largest rotation to look for after the initial rotation (default 5
+    /// degrees); widens each mark's window by what such a turn moves it.
+    pub fn max_rotation_deg(mut self, deg: f64) -> Self {
+        self.max_rotation_deg = deg;
+        self
+    }
+    /// Lowest acceptable ZNCC score of each mark (default 0.5).
+    pub fn min_score(mut self, score: f32) -> Self {
+        self.min_score = score;
+        self
+    }
+    /// Transform model. Default by the number of marks: one gives a
+    /// translation, two a similarity (real cameras drift in distance too,
+    /// by a few percent), three an affine map (as AI-on-the-edge does; it
+    /// absorbs a slight perspective).
+    pub fn model(mut self, model: MotionModel) -> Self {
+        self.model = Some(model);
+        self
+    }
+    /// Largest distance between a found mark and the fitted transform
+    /// (default 4 px); larger means a mark matched the wrong place.
+    pub fn max_residual_px(mut self, px: f64) -> Self {
+        self.max_residual_px = px;
+        self
+    }
+    /// Size of the aligned frame (default: the camera frame's, with width
+    /// and height swapped for quarter turns).
+    pub fn aligned_size(mut self, width: u32, height: u32) -> Self {
+        self.aligned_size = Some((width, height));
+        self
+    }
+
+    /// Checks the settings and prepares the templates.
+    pub fn build(self) -> Result<Aligner, VisionError> {
+        let invalid = |reason: String| VisionError::InvalidGeometry { reason };
+        if !self.rotate_deg.is_finite() {
+            return Err(invalid("rotate is not a finite number".into()));
+        }
+        if !(0.0..=45.0).contains(&self.max_rotation_deg) {
+            return Err(invalid(format!(
+                "max rotation {} must be within 0..=45 degrees",
+                self.max_rotation_deg
+            )));
+        }
+        if !(-1.0..=1.0).contains(&self.min_score) {
+            return Err(invalid(format!(
+                "min score {} must be within -1..=1",
+                self.min_score
+            )));
+        }
+        if self.marks.len() > 3 {
+            return Err(invalid(format!(
+                "{} marks given, at most 3 are used",
+                self.marks.len()
+            )));
+        }
+        let mut marks = Vec::with_capacity(self.marks.len());
+        for (index, m) in self.marks.into_iter().enumerate() {
+            let (w, h) = m.template.dimensions();
+            if w < 4 || h < 4 {
+                return Err(invalid(format!(
+                    "mark {index} template is {w}x{h}, needs at least 4x4"
+                )));
+            }
+            if !m.x.is_finite() || !m.y.is_finite() {
+                return Err(invalid(format!("mark {index} position is not finite")));
+            }
+            let full = Template::new(&Plane::from_gray(&m.template)).ok_or_else(|| {
+                invalid(format!(
+                    "mark {index} template is flat (one grey level): nothing to match"
+                ))
+            })?;
+            // A half-resolution copy for the coarse search; a flat one just
+            // disables the coarse stage.
+            let half = Template::new(&Plane::from_gray(&m.template).half());
+            marks.push(PreparedMark {
+                x: m.x,
+                y: m.y,
+                full,
+                half,
+            });
+        }
+        let model = match (self.model, marks.len()) {
+            (Some(MotionModel::Affine), n) if n < 3 => {
+                return Err(invalid(format!("an affine model needs 3 marks, {n} given")))
+            }
+            (Some(m), _) => m,
+            (None, 0 | 1) => MotionModel::Translation,
+            (None, 2) => MotionModel::Similarity,
+            (None, _) => MotionModel::Affine,
+        };
+        Ok(Aligner {
+            rotate_deg: self.rotate_deg,
+            marks,
+            search_radius: self.search_radius,
+            max_rotation_deg: self.max_rotation_deg,
+            min_score: self.min_score,
+            model,
+            max_residual_px: self.max_residual_px,
+            aligned_size: self.aligned_size,
+        })
+    }
+}
+
+/// Finds the transform from the aligned frame to each camera frame.
+#[derive(Debug, Clone)]
+pub struct Aligner {
+    rotate_deg: f64,
+    marks: Vec<PreparedMark>,
+    search_radius: u32,
+    max_rotation_deg: f64,
+    min_score: f32,
+    model: MotionModel,
+    max_residual_px: f64,
+    aligned_size: Option<(u32, u32)>,
+}
+
+#[derive(Debug, Clone)]
+struct PreparedMark {
+    x: f64,
+    y: f64,
+    full: Template,
+    half: Option<Template>,
+}
+
+impl PreparedMark {
+    fn centre(&self) -> (f64, f64) {
+        (
+            self.x + (self.full.width as f64 - 1.0) / 2.0,
+            self.y + (self.full.height as f64 - 1.0) / 2.0,
+        )
+    }
+}
+
+/// A zero-mean template and its norm, ready for ZNCC.
+#[derive(Debug, Clone)]
+struct Template {
+    width: usize,
+    height: usize,
+    zero_mean: Vec<f32>,
+    norm: f32,
+}
+
+impl Template {
+    fn new(p: &Plane) -> Option<Self> {
+        let n = p.data.len();
+        if n == 0 {
+            return None;
+        }
+        let mean = p.data.iter().sum::<f32>() / n as f32;
+        let zero_mean: Vec<f32> = p.data.iter().map(|v| v - mean).collect();
+        let norm = zero_mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+        (norm > 1e-3 * (n as f32).sqrt()).then_some(Self {
+            width: p.width,
+            height: p.height,
+            zero_mean,
+            norm,
+        })
+    }
+}
+
+/// Sums and sums of squares of a plane, for window statistics in O(1).
+struct Integral {
+    stride: usize,
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+}
+
+impl Integral {
+    fn new(p: &Plane) -> Self {
+        let stride = p.width + 1;
+        let mut sum = vec![0.0; stride * (p.height + 1)];
+        let mut sq = vec![0.0; stride * (p.height + 1)];
+        for y in 0..p.height {
+            let (mut rs, mut rq) = (0.0f64, 0.0f64);
+            for x in 0..p.width {
+                let v = f64::from(p.get(x, y));
+                rs += v;
+                rq += v * v;
+                sum[(y + 1) * stride + x + 1] = sum[y * stride + x + 1] + rs;
+                sq[(y + 1) * stride + x + 1] = sq[y * stride + x + 1] + rq;
+            }
+        }
+        Self { stride, sum, sq }
+    }
+
+    fn window(&self, x: usize, y: usize, w: usize, h: usize) -> (f64, f64) {
+        let s = self.stride;
+        let at = |t: &Vec<f64>| {
+            t[(y + h) * s + x + w] - t[y * s + x + w] - t[(y + h) * s + x] + t[y * s + x]
+        };
+        (at(&self.sum), at(&self.sq))
+    }
+}
+
+/// ZNCC of `t` placed at `(u, v)` in `p`.
+fn zncc_at(p: &Plane, ii: &Integral, t: &Template, u: usize, v: usize) -> f32 {
+    let mut num = 0.0f32;
+    for j in 0..t.height {
+        let row = &p.data[(v + j) * p.width + u..][..t.width];
+        let trow = &t.zero_mean[j * t.width..][..t.width];
+        num += row.iter().zip(trow).map(|(a, b)| a * b).sum::<f32>();
+    }
+    let n = (t.width * t.height) as f64;
+    let (s, q) = ii.window(u, v, t.width, t.height);
+    let var = q - s * s / n;
+    if var <= 1e-6 * n {
+        return 0.0; // a flat window matches nothing
+    }
+    num / (t.norm * var.sqrt() as f32)
+}
+
+/// Best placement of `t` in `p` over `u in us, v in vs` (inclusive), with
+/// a sub-pixel parabola fit. Returns `(u, v, score)`.
+fn best_match(
+    p: &Plane,
+    t: &Template,
+    us: (usize, usize),
+    vs: (usize, usize),
+) -> Option<(f64, f64, f32)> {
+    if p.width < t.width || p.height < t.height {
+        return None;
+    }
+    let (umax, vmax) = (p.width - t.width, p.height - t.height);
+    let (u0, u1) = (us.0.min(umax), us.1.min(umax));
+    let (v0, v1) = (vs.0.min(vmax), vs.1.min(vmax));
+    let ii = Integral::new(p);
+    let mut best = (u0, v0, f32::NEG_INFINITY);
+    for v in v0..=v1 {
+        for u in u0..=u1 {
+            let s = zncc_at(p, &ii, t, u, v);
+            if s > best.2 {
+                best = (u, v, s);
+            }
+        }
+    }
+    let (u, v, s0) = best;
+    let offset = |lo: Option<f32>, hi: Option<f32>| -> f64 {
+        match (lo, hi) {
+            (Some(a), Some(b)) => {
+                let denom = a - 2.0 * s0 + b;
+                if denom < -1e-6 {
+                    f64::from((0.5 * (a - b) / denom).clamp(-0.5, 0.5))
+                } else {
+                    0.0
+                }
+            }
+            _ => 0.0,
+        }
+    };
+    let at = |uu: Option<usize>, vv: Option<usize>| match (uu, vv) {
+        (Some(uu), Some(vv)) if uu <= umax && vv <= vmax => Some(zncc_at(p, &ii, t, uu, vv)),
+        _ => None,
+    };
+    let dx = offset(at(u.checked_sub(1), Some(v)), at(Some(u + 1), Some(v)));
+    let dy = offset(at(Some(u), v.checked_sub(1)), at(Some(u), Some(v + 1)));
+    Some((u as f64 + dx, v as f64 + dy, s0))
+}
+
+/// Where `template` best matches `image` (ZNCC, sub-pixel), with its
+/// top-left corner searched within `radius` pixels of `near`. Returns the
+/// top-left corner and the score; `None` when the template is flat or the
+/// window does not fit in the image.
+pub fn locate(
+    image: &GrayImage,
+    template: &GrayImage,
+    near: (i64, i64),
+    radius: u32,
+) -> Option<((f64, f64), f32)> {
+    let t = Template::new(&Plane::from_gray(template))?;
+    let r = i64::from(radius);
+    let x0 = (near.0 - r).max(0);
+    let y0 = (near.1 - r).max(0);
+    let x1 = (near.0 + r + t.width as i64).min(i64::from(image.width()));
+    let y1 = (near.1 + r + t.height as i64).min(i64::from(image.height()));
+    if x1 - x0 < t.width as i64 || y1 - y0 < t.height as i64 {
+        return None;
+    }
+    let sub = image::imageops::crop_imm(
+        image,
+        x0 as u32,
+        y0 as u32,
+        (x1 - x0) as u32,
+        (y1 - y0) as u32,
+    )
+    .to_image();
+    let p = Plane::from_gray(&sub);
+    let (u, v, s) = best_match(&p, &t, (0, p.width - t.width), (0, p.height - t.height))?;
+    Some(((x0 as f64 + u, y0 as f64 + v), s))
+}
+
+impl Aligner {
+    /// Starts a builder with defaults: no rotation, no marks, ±20 px window,
+    /// up to 5 degrees of rotation, minimum score 0.5, the model chosen by
+    /// the number of marks (see [`AlignerBuilder::model`]).
+    pub fn builder() -> AlignerBuilder {
+        AlignerBuilder::default()
+    }
+
+    /// Number of marks.
+    pub fn mark_count(&self) -> usize {
+        self.marks.len()
+    }
+
+    /// The initial rotation as a map from the aligned frame to a camera
+    /// frame of `size`, and the aligned frame's size.
+    pub fn initial(&self, size: (u32, u32)) -> (Affine, (u32, u32)) {
+        let (w, h) = size;
+        let quarter = (self.rotate_deg.rem_euclid(180.0) - 90.0).abs() < 1.0;
+        let aligned = self
+            .aligned_size
+            .unwrap_or(if quarter { (h, w) } else { (w, h) });
+        let centre = |(w, h): (u32, u32)| ((f64::from(w) - 1.0) / 2.0, (f64::from(h) - 1.0) / 2.0);
+        let (ca, cr) = (centre(aligned), centre(size));
+        let map = Affine::translation(-ca.0, -ca.1)
+            .then(&Affine::rotation_scale(-self.rotate_deg, 1.0))
+            .then(&Affine::translation(cr.0, cr.1));
+        (map, aligned)
+    }
+
+    /// Aligns one camera frame. Fails with [`VisionError::MarkNotFound`]
+    /// when a mark scores below the minimum, and with
+    /// [`VisionError::InconsistentMarks`] when the marks disagree.
+    pub fn align(&self, image: &RgbImage) -> Result<Alignment, VisionError> {
+        let (initial, aligned_size) = self.initial(image.dimensions());
+        if self.marks.is_empty() {
+            return Ok(Alignment {
+                transform: initial,
+                aligned_size,
+                initial,
+                marks: Vec::new(),
+            });
+        }
+        let centre = (
+            (f64::from(aligned_size.0) - 1.0) / 2.0,
+            (f64::from(aligned_size.1) - 1.0) / 2.0,
+        );
+        // Stage 1: each mark in its whole window, through the initial rotation.
+        let mut found = Vec::with_capacity(self.marks.len());
+        for m in &self.marks {
+            let (mc, r) = (m.centre(), self.search_radius as f64);
+            let lever = ((mc.0 - centre.0).powi(2) + (mc.1 - centre.1).powi(2)).sqrt();
+            let turn = 2.0 * lever * (self.max_rotation_deg.to_radians() / 2.0).sin();
+            let radius = (r + turn).ceil() as usize;
+            let (d, score) = self.search(image, &initial, m, radius)?;
+            found.push(((mc.0 + d.0, mc.1 + d.1), score));
+        }
+        // A mark that scores low already here is missing (covered by glare,
+        // out of the window): report that one, not the fallout of a bad fit.
+        for (k, (m, f)) in self.marks.iter().zip(&found).enumerate() {
+            if f.1 < self.min_score {
+                return Err(self.not_found(k, m, f.1));
+            }
+        }
+        self.check_distances(&found)?;
+        let mut transform = self.fit(&found, &initial)?;
+        // Stage 2: match again through the estimate, in a small window, so
+        // the templates see the frame upright; twice is enough to converge.
+        let mut scores = vec![0.0; self.marks.len()];
+        for _ in 0..2 {
+            let mut refined = Vec::with_capacity(self.marks.len());
+            for (k, m) in self.marks.iter().enumerate() {
+                let mc = m.centre();
+                let (d, score) = self.search(image, &transform, m, 3)?;
+                scores[k] = score;
+                // Back into the initially rotated frame, where fit() works.
+                let cam = transform.apply((mc.0 + d.0, mc.1 + d.1));
+                let pre = initial.inverse().map(|inv| inv.apply(cam)).ok_or_else(|| {
+                    VisionError::InvalidGeometry {
+                        reason: "initial rotation is degenerate".into(),
+                    }
+                })?;
+                refined.push((pre, score));
+            }
+            transform = self.fit(&refined, &initial)?;
+            found = refined;
+        }
+        let mut marks = Vec::with_capacity(self.marks.len());
+        for (k, m) in self.marks.iter().enumerate() {
+            let score = scores[k];
+            if score < self.min_score {
+                return Err(self.not_found(k, m, score));
+            }
+            let predicted = transform.apply(m.centre());
+            let cam = initial.apply(found[k].0);
+            let residual = ((predicted.0 - cam.0).powi(2) + (predicted.1 - cam.1).powi(2)).sqrt();
+            if residual > self.max_residual_px {
+                return Err(VisionError::InconsistentMarks {
+                    reason: format!(
+                        "mark {k} lies {residual:.1} px from where the other marks put it (max {:.1})",
+                        self.max_residual_px
+                    ),
+                });
+            }
+            marks.push(MarkMatch {
+                index: k,
+                expected: (m.x, m.y),
+                found_in_camera: cam,
+                score,
+                residual_px: residual,
+            });
+        }
+        let alignment = Alignment {
+            transform,
+            aligned_size,
+            initial,
+            marks,
+        };
+        if let Some(c) = alignment.correction() {
+            let rot = c.rotation_deg();
+            if rot.abs() > self.max_rotation_deg + 1.0 {
+                return Err(VisionError::InconsistentMarks {
+                    reason: format!(
+                        "marks imply a rotation of {rot:.1} degrees, more than the {:.1} allowed",
+                        self.max_rotation_deg
+                    ),
+                });
+            }
+            if (c.scale() - 1.0).abs() > 0.05 {
+                return Err(VisionError::InconsistentMarks {
+                    reason: format!("marks imply a scale of {:.3}", c.scale()),
+                });
+            }
+        }
+        Ok(alignment)
+    }
+
+    /// Marks keep their distances under a rigid motion: a pair that does
+    /// not means one of them matched the wrong place.
+    fn check_distances(&self, found: &[((f64, f64), f32)]) -> Result<(), VisionError> {
+        let dist =
+            |p: (f64, f64), q: (f64, f64)| ((p.0 - q.0).powi(2) + (p.1 - q.1).powi(2)).sqrt();
+        let scale_slack = match self.model {
+            MotionModel::Similarity | MotionModel::Affine => 0.05,
+            _ => 0.03,
+        };
+        for i in 0..found.len() {
+            for j in i + 1..found.len() {
+                let want = dist(self.marks[i].centre(), self.marks[j].centre());
+                let got = dist(found[i].0, found[j].0);
+                if (got - want).abs() > (scale_slack * want).max(self.max_residual_px) {
+                    return Err(VisionError::InconsistentMarks {
+                        reason: format!(
+                            "marks {i} and {j} were found {got:.1} px apart, expected {want:.1} \
+                             (scores {:.2}, {:.2}): one matched the wrong place",
+                            found[i].1, found[j].1
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn not_found(&self, index: usize, m: &PreparedMark, score: f32) -> VisionError {
+        VisionError::MarkNotFound {
+            index,
+            x: m.x as f32,
+            y: m.y as f32,
+            score,
+            min_score: self.min_score,
+        }
+    }
+
+    /// Searches mark `m` within `radius` of where `map` puts it; returns the
+    /// offset in aligned-frame pixels and the score.
+    fn search(
+        &self,
+        image: &RgbImage,
+        map: &Affine,
+        m: &PreparedMark,
+        radius: usize,
+    ) -> Result<((f64, f64), f32), VisionError> {
+        let (tw, th) = (m.full.width, m.full.height);
+        let r = radius as f64;
+        let patch = gray_patch(
+            image,
+            map,
+            (m.x - r, m.y - r),
+            tw + 2 * radius,
+            th + 2 * radius,
+        );
+        let coarse = match &m.half {
+            Some(half) if radius > 6 => {
+                let hp = patch.half();
+                best_match(&hp, half, (0, radius), (0, radius))
+            }
+            _ => None,
+        };
+        let (us, vs) = match coarse {
+            Some((u, v, _)) => {
+                let (u, v) = ((2.0 * u).round() as usize, (2.0 * v).round() as usize);
+                ((u.saturating_sub(2), u + 2), (v.saturating_sub(2), v + 2))
+            }
+            None => ((0, 2 * radius), (0, 2 * radius)),
+        };
+        let (u, v, score) =
+            best_match(&patch, &m.full, us, vs).ok_or_else(|| VisionError::InvalidGeometry {
+                reason: "search window smaller than the template".into(),
+            })?;
+        Ok(((u - r, v - r), score))
+    }
+
+    /// Fits the aligned -> camera transform to mark centres found in the
+    /// initially rotated frame.
+    fn fit(&self, found: &[((f64, f64), f32)], initial: &Affine) -> Result<Affine, VisionError> {
+        let from: Vec<_> = self.marks.iter().map(PreparedMark::centre).collect();
+        let to: Vec<_> = found.iter().map(|f| f.0).collect();
+        let model = if self.marks.len() == 1 {
+            MotionModel::Translation
+        } else {
+            self.model
+        };
+        let correction =
+            Affine::fit(&from, &to, model).ok_or_else(|| VisionError::InconsistentMarks {
+                reason: "marks coincide: no rotation can be measured".into(),
+            })?;
+        Ok(correction.then(initial))
+    }
+}

@@ -1,0 +1,1 @@
+//! Proposes the counter window and digit boxes of a new meter.

@@ -1,0 +1,368 @@
+//! The ESP32-CAM CameraWebServer API over HTTP (ureq).
+//!
+//! Calls made (as the `firmware` crate's device and simulator serve them):
+//! - `GET {base}/capture`: one JPEG; the firmware switches the flash LED on
+//!   around the grab at the duty last set with `led_intensity`;
+//! - `GET {base}/status`: the sensor settings as JSON;
+//! - `GET {base}/control?var=NAME&val=V`: change a setting (`framesize`,
+//!   `quality`, `brightness`, `led_intensity`, ...).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use ureq::Agent;
+
+use super::{check_frame, keep_rejected, Frame, FrameSource};
+use crate::error::VisionError;
+
+/// What the client does about the flash LED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlashMode {
+    /// Leave the camera's `led_intensity` as it is (the firmware flashes at
+    /// that duty around each capture).
+    #[default]
+    Keep,
+    /// Set `led_intensity` to this duty (0 = no flash) before the first
+    /// capture, and again after a failure (a rebooted camera forgets it).
+    Intensity(u8),
+}
+
+/// Builds an [`HttpCamera`]; see [`HttpCamera::builder`].
+#[derive(Debug, Clone)]
+pub struct HttpCameraBuilder {
+    base_url: String,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    attempts: u32,
+    backoff: Duration,
+    max_body: u64,
+    flash: FlashMode,
+    rejected: Option<PathBuf>,
+}
+
+impl HttpCameraBuilder {
+    /// Time allowed to open the connection (default 3 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+    /// Time allowed for the answer, headers and body (default 10 s; a
+    /// capture with flash takes about a second).
+    pub fn read_timeout(mut self, t: Duration) -> Self {
+        self.read_timeout = t;
+        self
+    }
+    /// Attempts per call, first one included (default 3).
+    pub fn attempts(mut self, n: u32) -> Self {
+        self.attempts = n;
+        self
+    }
+    /// Wait before the first retry, doubled for each further one
+    /// (default 250 ms).
+    pub fn backoff(mut self, t: Duration) -> Self {
+        self.backoff = t;
+        self
+    }
+    /// Largest body accepted (default 2 MiB; an UXGA JPEG is under 1 MiB).
+    pub fn max_body(mut self, bytes: u64) -> Self {
+        self.max_body = bytes;
+        self
+    }
+    /// The flash policy (default [`FlashMode::Keep`]).
+    pub fn flash(mut self, mode: FlashMode) -> Self {
+        self.flash = mode;
+        self
+    }
+    /// Folder where corrupt frames are kept for inspection.
+    pub fn rejected_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.rejected = Some(dir.into());
+        self
+    }
+
+    /// Checks the settings.
+    pub fn build(self) -> Result<HttpCamera, VisionError> {
+        let invalid = |reason: String| VisionError::InvalidGeometry { reason };
+        let base = self.base_url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(invalid(format!(
+                "camera URL {base:?} must start with http://"
+            )));
+        }
+        if self.attempts == 0 {
+            return Err(invalid("camera attempts must be at least 1".into()));
+        }
+        if self.max_body < 4 {
+            return Err(invalid("camera max body is too small".into()));
+        }
+        let agent: Agent = Agent::config_builder()
+            .timeout_connect(Some(self.connect_timeout))
+            .timeout_recv_response(Some(self.read_timeout))
+            .timeout_recv_body(Some(self.read_timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(HttpCamera {
+            agent,
+            base,
+            attempts: self.attempts,
+            backoff: self.backoff,
+            max_body: self.max_body,
+            flash: self.flash,
+            flash_set: false,
+            rejected: self.rejected,
+        })
+    }
+}
+
+/// A client of one ESP32-CAM (or the simulator).
+///
+/// Every call retries transport failures, 5xx answers and corrupt JPEGs
+/// with exponential backoff; 4xx answers, a wrong content type and an
+/// oversized body are not retried (they will not heal).
+#[derive(Debug)]
+pub struct HttpCamera {
+    agent: Agent,
+    base: String,
+    attempts: u32,
+    backoff: Duration,
+    max_body: u64,
+    flash: FlashMode,
+    flash_set: bool,
+    rejected: Option<PathBuf>,
+}
+
+/// One attempt's failure, and whether another attempt may help.
+struct Failure {
+    error: VisionError,
+    retry: bool,
+}
+
+impl HttpCamera {
+    /// Starts a builder for the camera at `base_url` (e.g.
+    /// `http://192.168.1.50`).
+    pub fn builder(base_url: impl Into<String>) -> HttpCameraBuilder {
+        HttpCameraBuilder {
+            base_url: base_url.into(),
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(10),
+            attempts: 3,
+            backoff: Duration::from_millis(250),
+            max_body: 2 << 20,
+            flash: FlashMode::Keep,
+            rejected: None,
+        }
+    }
+
+    /// The base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Takes one frame: `GET /capture`, checked and decoded.
+    pub fn capture(&mut self) -> Result<Frame, VisionError> {
+        if let (FlashMode::Intensity(duty), false) = (self.flash, self.flash_set) {
+            self.control("led_intensity", &duty.to_string())?;
+            self.flash_set = true;
+        }
+        let url = format!("{}/capture", self.base);
+        let result = self.with_retries(&url, |cam, url| {
+            let bytes = cam.get(url, Some("image/jpeg"))?;
+            check_frame(bytes, url, SystemTime::now(), cam.rejected.as_deref()).map_err(|error| {
+                Failure {
+                    error,
+                    retry: true, // a cut transfer is the camera's usual fault
+                }
+            })
+        });
+        if result.is_err() {
+            self.flash_set = false;
+        }
+        result
+    }
+
+    /// The sensor settings: `GET /status` as JSON.
+    pub fn status(&mut self) -> Result<serde_json::Value, VisionError> {
+        let url = format!("{}/status", self.base);
+        self.with_retries(&url, |cam, url| {
+            let bytes = cam.get(url, None)?;
+            serde_json::from_slice(&bytes).map_err(|e| Failure {
+                error: VisionError::Json {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                },
+                retry: false,
+            })
+        })
+    }
+
+    /// Changes one setting: `GET /control?var=NAME&val=V`.
+    pub fn control(&mut self, var: &str, val: &str) -> Result<(), VisionError> {
+        let url = format!(
+            "{}/control?var={}&val={}",
+            self.base,
+            encode(var),
+            encode(val)
+        );
+        self.with_retries(&url, |cam, url| cam.get(url, None).map(|_| ()))
+    }
+
+    fn with_retries<T>(
+        &mut self,
+        url: &str,
+        mut call: impl FnMut(&mut Self, &str) -> Result<T, Failure>,
+    ) -> Result<T, VisionError> {
+        let mut wait = self.backoff;
+        let mut attempt = 1;
+        loop {
+            match call(self, url) {
+                Ok(v) => return Ok(v),
+                Err(f) if f.retry && attempt < self.attempts => {
+                    log::warn!(
+                        "{url}: attempt {attempt}/{} failed: {}",
+                        self.attempts,
+                        f.error
+                    );
+                    std::thread::sleep(wait);
+                    wait = wait.saturating_mul(2);
+                    attempt += 1;
+                }
+                Err(f) => return Err(with_attempts(f.error, attempt)),
+            }
+        }
+    }
+
+    /// One GET; returns the body. Partial bodies of a cut transfer are kept
+    /// as rejected frames when a JPEG was expected.
+    fn get(&self, url: &str, expect: Option<&str>) -> Result<Vec<u8>, Failure> {
+        let transport = |message: String| Failure {
+            error: VisionError::Http {
+                url: url.to_string(),
+                message,
+                attempts: 1,
+            },
+            retry: true,
+        };
+        let mut resp = self
+            .agent
+            .get(url)
+            .call()
+            .map_err(|e| transport(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            return Err(Failure {
+                error: VisionError::HttpStatus {
+                    url: url.to_string(),
+                    status,
+                    attempts: 1,
+                },
+                retry: status >= 500,
+            });
+        }
+        if let Some(want) = expect {
+            let got = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let base = got.split(';').next().unwrap_or("").trim();
+            if !base.eq_ignore_ascii_case(want) {
+                return Err(Failure {
+                    error: VisionError::ContentType {
+                        url: url.to_string(),
+                        got,
+                    },
+                    retry: false,
+                });
+            }
+        }
+        if let Some(len) = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            if len > self.max_body {
+                return Err(self.too_large(url));
+            }
+        }
+        let mut bytes = Vec::new();
+        let read = resp
+            .body_mut()
+            .with_config()
+            .limit(self.max_body + 1)
+            .reader()
+            .read_to_end(&mut bytes);
+        if bytes.len() as u64 > self.max_body {
+            return Err(self.too_large(url));
+        }
+        if let Err(e) = read {
+            if let Some(inner) = e.get_ref() {
+                if inner.to_string().contains("limit") {
+                    return Err(self.too_large(url));
+                }
+            }
+            // A cut transfer: keep what came for inspection.
+            let kept = match (expect, &self.rejected) {
+                (Some(_), Some(dir)) if !bytes.is_empty() => keep_rejected(dir, url, &bytes),
+                _ => None,
+            };
+            let note = kept
+                .map(|p| format!(" (partial body kept as {})", p.display()))
+                .unwrap_or_default();
+            return Err(transport(format!(
+                "body cut after {} bytes: {e}{note}",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    fn too_large(&self, url: &str) -> Failure {
+        Failure {
+            error: VisionError::BodyTooLarge {
+                url: url.to_string(),
+                limit: self.max_body,
+            },
+            retry: false,
+        }
+    }
+}
+
+use std::io::Read as _;
+
+impl FrameSource for HttpCamera {
+    fn next_frame(&mut self) -> Result<Option<Frame>, VisionError> {
+        self.capture().map(Some)
+    }
+}
+
+fn with_attempts(error: VisionError, attempts: u32) -> VisionError {
+    match error {
+        VisionError::Http { url, message, .. } => VisionError::Http {
+            url,
+            message,
+            attempts,
+        },
+        VisionError::HttpStatus { url, status, .. } => VisionError::HttpStatus {
+            url,
+            status,
+            attempts,
+        },
+        other => other,
+    }
+}
+
+/// Percent-encodes a query value (the setting names and values are plain
+/// words and numbers; anything else is escaped).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

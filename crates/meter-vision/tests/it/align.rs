@@ -1,0 +1,157 @@
+//! Alignment on synthetic frames with known transforms.
+
+use meter_synth::MeterLayout;
+use meter_vision::{Affine, MotionModel, VisionError};
+use proptest::prelude::*;
+
+use crate::helpers::{shot, synth_aligner};
+
+/// Camera-frame position of an aligned point under the synthetic shot's
+/// true transform (rotation about the frame centre, then shift).
+fn truth(rot: f64, shift: (f64, f64)) -> Affine {
+    Affine::rotation_about((320.0, 240.0), rot).then(&Affine::translation(shift.0, shift.1))
+}
+
+fn check_recovery(rot: f32, dx: f32, dy: f32, seed: u64) -> Result<(f64, f64), TestCaseError> {
+    let layout = MeterLayout::default();
+    let aligner = synth_aligner(&layout, 20);
+    let img = shot(&layout, rot, (dx, dy), seed);
+    let a = aligner
+        .align(&img)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let t = truth(f64::from(rot), (f64::from(dx), f64::from(dy)));
+    // Worst position error over the digit boxes' corners.
+    let mut worst: f64 = 0.0;
+    for b in &layout.digits {
+        for (x, y) in [(b[0], b[1]), (b[0] + b[2], b[1] + b[3])] {
+            let p = (f64::from(x), f64::from(y));
+            let (e, f) = (a.transform.apply(p), t.apply(p));
+            worst = worst.max(((e.0 - f.0).powi(2) + (e.1 - f.1).powi(2)).sqrt());
+        }
+    }
+    let rot_err = (a.correction().unwrap().rotation_deg() - f64::from(rot)).abs();
+    prop_assert!(
+        worst < 1.0,
+        "position error {worst:.2} px at rot {rot} shift ({dx},{dy})"
+    );
+    prop_assert!(
+        rot_err < 0.3,
+        "rotation error {rot_err:.3} deg at rot {rot}"
+    );
+    Ok((worst, rot_err))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn recovers_shift_and_rotation(rot in -5.0f32..5.0, dx in -20.0f32..20.0, dy in -20.0f32..20.0, seed in 0u64..1000) {
+        check_recovery(rot, dx, dy, seed)?;
+    }
+
+    #[test]
+    fn compose_and_inverse(rot in -180.0f64..180.0, s in 0.5f64..2.0, tx in -500.0f64..500.0, ty in -500.0f64..500.0,
+                           rot2 in -180.0f64..180.0, px in -1000.0f64..1000.0, py in -1000.0f64..1000.0) {
+        let a = Affine::rotation_scale(rot, s).then(&Affine::translation(tx, ty));
+        let b = Affine::rotation_about((px, py), rot2);
+        let p = (px * 0.3 + 1.0, py * -0.7);
+        let ab = a.then(&b);
+        let direct = b.apply(a.apply(p));
+        let composed = ab.apply(p);
+        prop_assert!((direct.0 - composed.0).abs() < 1e-6 && (direct.1 - composed.1).abs() < 1e-6);
+        let back = ab.inverse().unwrap().apply(composed);
+        prop_assert!((back.0 - p.0).abs() < 1e-6 && (back.1 - p.1).abs() < 1e-6);
+        let angle = (ab.rotation_deg() - (rot + rot2) + 540.0).rem_euclid(360.0) - 180.0;
+        prop_assert!(angle.abs() < 1e-6);
+        prop_assert!((ab.scale() - s).abs() < 1e-9);
+    }
+
+    #[test]
+    fn fit_recovers_exact_maps(rot in -180.0f64..180.0, s in 0.8f64..1.25, tx in -50.0f64..50.0, ty in -50.0f64..50.0) {
+        let t = Affine::rotation_scale(rot, s).then(&Affine::translation(tx, ty));
+        let from = [(10.0, 20.0), (300.0, 40.0), (150.0, 400.0)];
+        let to: Vec<_> = from.iter().map(|&p| t.apply(p)).collect();
+        let f = Affine::fit(&from, &to, MotionModel::Similarity).unwrap();
+        for p in from {
+            let (a, b) = (f.apply(p), t.apply(p));
+            prop_assert!((a.0 - b.0).abs() < 1e-6 && (a.1 - b.1).abs() < 1e-6);
+        }
+        let r = Affine::fit(&from[..2], &to[..2], MotionModel::Rigid).unwrap();
+        prop_assert!((r.rotation_deg() - t.rotation_deg()).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn worst_cases_at_window_edge_and_max_rotation() {
+    let mut worst = (0.0f64, 0.0f64);
+    for (k, &(rot, dx, dy)) in [
+        (5.0, 20.0, 20.0),
+        (-5.0, -20.0, 20.0),
+        (5.0, -20.0, -20.0),
+        (-5.0, 20.0, -20.0),
+        (0.0, 0.0, 0.0),
+        (0.3, 0.5, -0.5),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let (p, r) = check_recovery(rot, dx, dy, k as u64).unwrap();
+        worst = (worst.0.max(p), worst.1.max(r));
+    }
+    eprintln!(
+        "worst position error {:.3} px, rotation error {:.3} deg",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn upside_down_camera_with_initial_rotation() {
+    let layout = MeterLayout::default();
+    let img = shot(&layout, 2.0, (6.0, -4.0), 3);
+    let flipped = image::imageops::rotate180(&img);
+    let mut b = meter_vision::Aligner::builder().rotate_deg(180.0);
+    for (k, m) in layout.marks.iter().enumerate() {
+        b = b.mark(meter_vision::Mark {
+            template: image::imageops::grayscale(&layout.mark_template(k).unwrap()),
+            x: m[0].into(),
+            y: m[1].into(),
+        });
+    }
+    let a = b.build().unwrap().align(&flipped).unwrap();
+    // Aligned point p is at truth(p) in the upright shot, i.e. at
+    // (639, 479) - truth(p) in the flipped one.
+    let t = truth(2.0, (6.0, -4.0));
+    for b in &layout.digits {
+        let p = (f64::from(b[0]), f64::from(b[1]));
+        let (e, f) = (a.transform.apply(p), t.apply(p));
+        let f = (639.0 - f.0, 479.0 - f.1);
+        assert!(
+            (e.0 - f.0).abs() < 1.0 && (e.1 - f.1).abs() < 1.0,
+            "{e:?} vs {f:?}"
+        );
+    }
+}
+
+#[test]
+fn missing_mark_is_an_explicit_error() {
+    let layout = MeterLayout::default();
+    let aligner = synth_aligner(&layout, 20);
+    // Cover the second mark with the face colour, as glare would.
+    let mut img = shot(&layout, 0.0, (3.0, 2.0), 1);
+    for y in 370..440 {
+        for x in 530..600 {
+            img.put_pixel(x, y, image::Rgb([170, 170, 165]));
+        }
+    }
+    let err = aligner.align(&img).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VisionError::MarkNotFound { index: 1, .. } | VisionError::InconsistentMarks { .. }
+        ),
+        "{err}"
+    );
+    // Shifted beyond the window: no silent crop of the wrong place.
+    let far = shot(&layout, 0.0, (60.0, 0.0), 1);
+    assert!(aligner.align(&far).is_err());
+}
