@@ -1,6 +1,6 @@
 //! What the sinks store: one record per frame read.
 
-use meter_core::{DigitPrediction, Tenths};
+use meter_core::{Decision, DigitPrediction, Reading, Tenths};
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -126,6 +126,54 @@ impl Record {
             unit: None,
             captured_at: captured_at.to_offset(UtcOffset::UTC),
             kind: RecordKind::Event(event),
+        }
+    }
+
+    /// Maps meter-core's verdict on one frame: a stored value (the decided
+    /// value, which can differ from the `reading`'s raw one) or an event with
+    /// the decision's reason. `rate_per_hour` is the caller's (it knows the
+    /// previous stored value).
+    pub fn from_decision(
+        meter: impl Into<String>,
+        captured_at: OffsetDateTime,
+        reading: &Reading,
+        decision: &Decision,
+        rate_per_hour: Option<f64>,
+    ) -> Self {
+        let raw = reading.value();
+        match decision {
+            Decision::Stored { ticks, .. } => Self::stored(
+                meter,
+                captured_at,
+                StoredValue {
+                    value: reading.counter.to_units(*ticks),
+                    raw,
+                    rate_per_hour,
+                    // A counter has at least one roller (Counter::new).
+                    confidence_min: reading.min_confidence().map_or(0.0, |(_, c)| c),
+                    digits: reading
+                        .digits
+                        .iter()
+                        .map(|d| DigitValue {
+                            tenths: d.observed,
+                            confidence: d.confidence,
+                        })
+                        .collect(),
+                },
+            ),
+            Decision::Rejected(reason) | Decision::Unsure(reason) => Self::event(
+                meter,
+                captured_at,
+                Event {
+                    status: if matches!(decision, Decision::Rejected(_)) {
+                        EventStatus::Rejected
+                    } else {
+                        EventStatus::Unsure
+                    },
+                    raw: Some(raw),
+                    reason: reason.to_string(),
+                },
+            ),
         }
     }
 
@@ -262,6 +310,45 @@ mod tests {
         assert_eq!(
             back.timestamp_s(),
             datetime!(2026-03-01 11:00:07 UTC).unix_timestamp()
+        );
+    }
+
+    #[test]
+    fn from_core_decisions() {
+        use meter_core::{assemble, decide, Counter, Rules, State};
+        let p = |s: &str| DigitPrediction {
+            tenths: s.parse().unwrap(),
+            confidence: 0.95,
+            top: vec![],
+        };
+        let counter = Counter::new(3, 1).unwrap();
+        let at = datetime!(2026-03-01 12:00 UTC);
+        let reading = assemble(counter, &[p("1.0"), p("2.0"), p("3.0")]).unwrap();
+        let (decision, state) =
+            decide(&State::new(counter), &Rules::default(), &reading, at).unwrap();
+        let r = Record::from_decision("house", at, &reading, &decision, None);
+        let RecordKind::Stored(s) = &r.kind else {
+            panic!("{r:?}")
+        };
+        assert_eq!((s.value, s.raw, s.digits.len()), (12.3, 12.3, 3));
+        assert!((s.confidence_min - 0.95).abs() < 1e-6);
+        let back = assemble(counter, &[p("0.0"), p("2.0"), p("3.0")]).unwrap();
+        let (decision, _) = decide(
+            &state,
+            &Rules::default(),
+            &back,
+            at + time::Duration::minutes(1),
+        )
+        .unwrap();
+        let r = Record::from_decision("house", at, &back, &decision, None);
+        let RecordKind::Event(e) = &r.kind else {
+            panic!("{r:?}")
+        };
+        assert_eq!(e.status, EventStatus::Rejected);
+        assert_eq!(e.raw, Some(2.3));
+        assert_eq!(
+            e.reason,
+            decision.to_string().trim_start_matches("rejected: ")
         );
     }
 

@@ -529,7 +529,7 @@ pub struct SpoolingBuilder<S> {
 }
 
 impl<S: Sink> SpoolingBuilder<S> {
-    /// Largest size of unacknowledged data (default 64 MiB, about 200,000
+    /// Largest size of unacknowledged data (default 64 MiB, about 170,000
     /// readings, 4 months at one a minute). A warning is logged at 80%;
     /// beyond it new readings are refused with [`SinkError::SpoolFull`].
     pub fn max_bytes(mut self, bytes: u64) -> Self {

@@ -6,6 +6,7 @@ mod grafana;
 mod influx;
 mod server;
 mod spool;
+mod throughput;
 
 use meter_sink::{DigitValue, Event, EventStatus, Record, StoredValue};
 use time::OffsetDateTime;
