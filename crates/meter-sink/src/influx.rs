@@ -191,7 +191,9 @@ impl InfluxSink {
         )
     }
 
-    /// InfluxDB 2.x / 3.x (`/api/v2/write?org=..&bucket=..`, token auth).
+    /// InfluxDB 2.x / 3.x (`/api/v2/write?org=..&bucket=..`, token auth);
+    /// also VictoriaMetrics (tested), which keeps replayed duplicates unless
+    /// started with `-dedup.minScrapeInterval=1ms`.
     pub fn v2(
         url: &str,
         org: impl Into<String>,

@@ -275,3 +275,53 @@ fn v2_bad_token_is_a_clear_error_and_data_is_kept() {
     let series = vm.export(r#"{__name__="meter_reading_value"}"#);
     assert_eq!(series[0]["values"], json!([10, 11, 12, 13]));
 }
+
+#[test]
+fn v1_server_error_is_transient_and_spooled_until_the_server_recovers() {
+    // A real 5xx: influxd refuses writes beyond its cache size.
+    let Some(mut server) = Influxd::start_with_data_settings("  cache-max-memory-size = 1") else {
+        return;
+    };
+    server.create_database("meters");
+    let spool = tempfile::tempdir().unwrap();
+    let records: Vec<_> = (0..3)
+        .map(|i| reading("house", WEEK_START + i * 60, i as f64))
+        .collect();
+    let mut direct = InfluxSink::v1(&server.url(), "meters").build().unwrap();
+    let err = direct.write(&records).unwrap_err();
+    assert!(
+        matches!(err, SinkError::ServerError { status: 500, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert!(
+        err.to_string().contains("cache"),
+        "the server's reason is shown: {err}"
+    );
+
+    let mut sink = SpoolingSink::builder(
+        InfluxSink::v1(&server.url(), "meters").build().unwrap(),
+        spool.path(),
+    )
+    .build()
+    .unwrap();
+    sink.write(&records)
+        .expect("a 5xx is not the caller's problem: spooled");
+    assert_eq!(sink.spool().pending_records(), 3);
+    assert!(
+        sink.flush().is_err(),
+        "flush reports that the data is not delivered yet"
+    );
+    drop(sink);
+
+    server.reconfigure("");
+    let mut sink = SpoolingSink::builder(
+        InfluxSink::v1(&server.url(), "meters").build().unwrap(),
+        spool.path(),
+    )
+    .build()
+    .unwrap();
+    sink.flush().unwrap();
+    let (_, rows) = server.rows("meters", "SELECT value FROM meter_reading");
+    assert_eq!(rows.len(), 3);
+}

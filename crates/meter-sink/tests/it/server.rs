@@ -111,15 +111,37 @@ pub struct Influxd {
 impl Influxd {
     /// Starts one without authentication; `None` if influxd is unavailable.
     pub fn start() -> Option<Self> {
-        Self::start_with(false)
+        Self::start_with(false, "")
     }
 
     /// Starts one with `auth-enabled` and an admin user `admin`/`admin-pw`.
     pub fn start_with_auth() -> Option<Self> {
-        Self::start_with(true)
+        Self::start_with(true, "")
     }
 
-    fn start_with(auth: bool) -> Option<Self> {
+    /// Starts one with extra settings in its `[data]` section (e.g. a
+    /// tiny `cache-max-memory-size`, which makes every write fail with 500).
+    pub fn start_with_data_settings(data: &str) -> Option<Self> {
+        Self::start_with(false, data)
+    }
+
+    /// Rewrites the `[data]` extras and restarts (same port and data).
+    pub fn reconfigure(&mut self, data: &str) {
+        self.kill();
+        let path = self.dir.path().join("influxdb.conf");
+        let config = std::fs::read_to_string(&path).unwrap();
+        let start = config.find("# extra data settings\n").unwrap();
+        let end = config.find("# end of extra data settings\n").unwrap();
+        let config = format!(
+            "{}# extra data settings\n{data}\n{}",
+            &config[..start],
+            &config[end..]
+        );
+        std::fs::write(&path, config).unwrap();
+        self.restart();
+    }
+
+    fn start_with(auth: bool, data: &str) -> Option<Self> {
         let binary = binary(&["influxd"])?;
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -135,6 +157,9 @@ bind-address = "127.0.0.1:{rpc}"
   wal-dir = "{d}/wal"
   query-log-enabled = false
   wal-fsync-delay = "0s"
+# extra data settings
+{data}
+# end of extra data settings
 [retention]
   enabled = false
 [monitor]
