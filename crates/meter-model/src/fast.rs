@@ -25,7 +25,7 @@ pub(crate) struct FastNet {
     width: usize,
     height: usize,
     convs: Vec<FoldedConv>,
-    /// Layout `[feature (y, x, c)][class]`.
+    /// Layout `[feature (y, x, c)][class padded to HEAD_N]`.
     head_w: Vec<f32>,
     head_b: Vec<f32>,
 }
@@ -34,45 +34,48 @@ impl FastNet {
     /// Folds the weights (which the caller has checked against `arch`).
     pub(crate) fn fold(arch: &Architecture, weights: &Weights) -> Self {
         let mut convs = Vec::new();
-        let mut cin = 3;
+        let (mut cin, mut cin_padded) = (3, 3);
         for (i, &cout) in arch.channels.iter().enumerate() {
             let w = weights.get(&format!("conv{i}.weight"));
             let gamma = weights.get(&format!("bn{i}.weight"));
             let beta = weights.get(&format!("bn{i}.bias"));
             let mean = weights.get(&format!("bn{i}.running_mean"));
             let var = weights.get(&format!("bn{i}.running_var"));
-            let mut fw = vec![0f32; 9 * cin * cout];
-            let mut fb = vec![0f32; cout];
+            let np = cout.div_ceil(LANES) * LANES;
+            let mut fw = vec![0f32; 9 * cin_padded * np];
+            let mut fb = vec![0f32; np];
             for co in 0..cout {
                 let s = gamma[co] / (var[co] + BN_EPS as f32).sqrt();
                 fb[co] = beta[co] - mean[co] * s;
                 for ci in 0..cin {
                     for k in 0..9 {
                         // candle layout [co][ci][ky][kx]
-                        fw[(k * cin + ci) * cout + co] = w[(co * cin + ci) * 9 + k] * s;
+                        fw[(k * cin_padded + ci) * np + co] = w[(co * cin + ci) * 9 + k] * s;
                     }
                 }
             }
             convs.push(FoldedConv {
-                cin,
-                cout,
+                cin: cin_padded,
+                cout: np,
                 w: fw,
                 b: fb,
             });
             cin = cout;
+            cin_padded = np;
         }
-        // candle flattens (C, H, W); the fast path keeps (H, W, C).
+        // candle flattens (C, H, W); the fast path keeps (H, W, C_padded).
         let (fh, fw_) = arch.final_hw();
         let c = arch.channels[2];
+        let cp = cin_padded;
         let hw = weights.get("head.weight");
         let feats = c * fh * fw_;
-        let mut head_w = vec![0f32; feats * CLASSES];
+        let mut head_w = vec![0f32; fh * fw_ * cp * HEAD_N];
         for o in 0..CLASSES {
             for ch in 0..c {
                 for y in 0..fh {
                     for x in 0..fw_ {
                         let src = o * feats + ch * fh * fw_ + y * fw_ + x;
-                        let dst = ((y * fw_ + x) * c + ch) * CLASSES + o;
+                        let dst = ((y * fw_ + x) * cp + ch) * HEAD_N + o;
                         head_w[dst] = hw[src];
                     }
                 }
@@ -83,7 +86,11 @@ impl FastNet {
             height: arch.height as usize,
             convs,
             head_w,
-            head_b: weights.get("head.bias").to_vec(),
+            head_b: {
+                let mut b = weights.get("head.bias").to_vec();
+                b.resize(HEAD_N, 0.0);
+                b
+            },
         }
     }
 
@@ -182,82 +189,107 @@ impl Scratch {
     }
 }
 
+/// SIMD width the folded weights are laid out for: output channels are padded
+/// to a multiple of it (padded channels have zero weights and bias, so they
+/// stay zero through ReLU and pooling and add nothing downstream).
+pub(crate) const LANES: usize = 8;
+
 #[inline(always)]
 fn conv_relu(conv: &FoldedConv, inp: &[f32], h: usize, w: usize, out: &mut [f32]) {
-    match conv.cout {
-        8 => conv_relu_n::<8>(conv, inp, h, w, out),
-        12 => conv_relu_n::<12>(conv, inp, h, w, out),
-        16 => conv_relu_n::<16>(conv, inp, h, w, out),
-        24 => conv_relu_n::<24>(conv, inp, h, w, out),
-        32 => conv_relu_n::<32>(conv, inp, h, w, out),
-        48 => conv_relu_n::<48>(conv, inp, h, w, out),
-        64 => conv_relu_n::<64>(conv, inp, h, w, out),
+    match conv.cout / LANES {
+        1 => conv_relu_c::<1>(conv, inp, h, w, out),
+        2 => conv_relu_c::<2>(conv, inp, h, w, out),
+        3 => conv_relu_c::<3>(conv, inp, h, w, out),
+        4 => conv_relu_c::<4>(conv, inp, h, w, out),
+        5 => conv_relu_c::<5>(conv, inp, h, w, out),
+        6 => conv_relu_c::<6>(conv, inp, h, w, out),
+        7 => conv_relu_c::<7>(conv, inp, h, w, out),
+        8 => conv_relu_c::<8>(conv, inp, h, w, out),
         _ => conv_relu_dyn(conv, inp, h, w, out),
     }
 }
 
-/// Direct 3x3 convolution over a zero-padded channel-last input with `N`
-/// output channels kept in registers; two output pixels at a time share each
-/// weight load.
+type Lane = [f32; LANES];
+
 #[inline(always)]
-fn conv_relu_n<const N: usize>(
+fn lane(s: &[f32]) -> &Lane {
+    s.try_into().expect("a lane")
+}
+
+/// Accumulates `v * w` into `acc`, lane-wise.
+#[inline(always)]
+fn fma_lane(acc: &mut Lane, v: f32, w: &Lane) {
+    for l in 0..LANES {
+        acc[l] = v.mul_add(w[l], acc[l]);
+    }
+}
+
+/// Direct 3x3 convolution over a zero-padded channel-last input with
+/// `C * LANES` output channels held in registers; two output pixels at a
+/// time share each weight load.
+#[inline(always)]
+fn conv_relu_c<const C: usize>(
     conv: &FoldedConv,
     inp: &[f32],
     h: usize,
     w: usize,
     out: &mut [f32],
 ) {
+    let n = C * LANES;
     let cin = conv.cin;
     let pw = w + 2;
     let span = 3 * cin; // one kernel row: (kx, ci) contiguous in the padded input
-    let bias: &[f32; N] = conv.b.as_slice().try_into().expect("bias length = N");
+    let mut bias = [[0f32; LANES]; C];
+    for (b, src) in bias.iter_mut().zip(conv.b.chunks_exact(LANES)) {
+        *b = *lane(src);
+    }
     for y in 0..h {
         let mut x = 0;
-        while x + 2 <= w {
-            let mut a0 = *bias;
-            let mut a1 = *bias;
+        while x < w {
+            let pair = x + 1 < w;
+            let mut a0 = bias;
+            let mut a1 = bias;
             for ky in 0..3 {
                 let base = ((y + ky) * pw + x) * cin;
                 let r0 = &inp[base..base + span];
-                let r1 = &inp[base + cin..base + cin + span];
-                let wrow = &conv.w[ky * span * N..(ky + 1) * span * N];
-                for ((wk, &v0), &v1) in wrow.chunks_exact(N).zip(r0).zip(r1) {
-                    let wk: &[f32; N] = wk.try_into().expect("chunk of N");
-                    for j in 0..N {
-                        a0[j] = v0.mul_add(wk[j], a0[j]);
-                        a1[j] = v1.mul_add(wk[j], a1[j]);
+                let wrow = &conv.w[ky * span * n..(ky + 1) * span * n];
+                if pair {
+                    let r1 = &inp[base + cin..base + cin + span];
+                    for ((wk, &v0), &v1) in wrow.chunks_exact(n).zip(r0).zip(r1) {
+                        for c in 0..C {
+                            let wc = lane(&wk[c * LANES..(c + 1) * LANES]);
+                            fma_lane(&mut a0[c], v0, wc);
+                            fma_lane(&mut a1[c], v1, wc);
+                        }
+                    }
+                } else {
+                    for (wk, &v0) in wrow.chunks_exact(n).zip(r0) {
+                        for c in 0..C {
+                            fma_lane(&mut a0[c], v0, lane(&wk[c * LANES..(c + 1) * LANES]));
+                        }
                     }
                 }
             }
-            let o = (y * w + x) * N;
-            for j in 0..N {
-                out[o + j] = a0[j].max(0.0);
-                out[o + N + j] = a1[j].max(0.0);
+            let o = (y * w + x) * n;
+            store_relu(&a0, &mut out[o..o + n]);
+            if pair {
+                store_relu(&a1, &mut out[o + n..o + 2 * n]);
             }
             x += 2;
-        }
-        if x < w {
-            let mut a0 = *bias;
-            for ky in 0..3 {
-                let base = ((y + ky) * pw + x) * cin;
-                let r0 = &inp[base..base + span];
-                let wrow = &conv.w[ky * span * N..(ky + 1) * span * N];
-                for (wk, &v0) in wrow.chunks_exact(N).zip(r0) {
-                    let wk: &[f32; N] = wk.try_into().expect("chunk of N");
-                    for j in 0..N {
-                        a0[j] = v0.mul_add(wk[j], a0[j]);
-                    }
-                }
-            }
-            let o = (y * w + x) * N;
-            for j in 0..N {
-                out[o + j] = a0[j].max(0.0);
-            }
         }
     }
 }
 
-/// The same for any channel count (not used by the shipped shapes).
+#[inline(always)]
+fn store_relu<const C: usize>(acc: &[Lane; C], out: &mut [f32]) {
+    for (a, dst) in acc.iter().zip(out.chunks_exact_mut(LANES)) {
+        for l in 0..LANES {
+            dst[l] = a[l].max(0.0);
+        }
+    }
+}
+
+/// The same for any channel count (wider layers than the kernels above).
 #[inline(always)]
 fn conv_relu_dyn(conv: &FoldedConv, inp: &[f32], h: usize, w: usize, out: &mut [f32]) {
     let (cin, n) = (conv.cin, conv.cout);
@@ -295,23 +327,89 @@ fn max_pool(inp: &[f32], h: usize, w: usize, c: usize, out: &mut [f32], padded: 
         for x in 0..ow {
             let i00 = ((2 * y) * w + 2 * x) * c;
             let i10 = ((2 * y + 1) * w + 2 * x) * c;
+            let (r0, r1) = (&inp[i00..i00 + 2 * c], &inp[i10..i10 + 2 * c]);
+            let (p00, p01) = r0.split_at(c);
+            let (p10, p11) = r1.split_at(c);
             let o = ((y + off) * opw + x + off) * c;
-            for j in 0..c {
-                out[o + j] = inp[i00 + j]
-                    .max(inp[i00 + c + j])
-                    .max(inp[i10 + j])
-                    .max(inp[i10 + c + j]);
+            let dst = &mut out[o..o + c];
+            for ((((d, &a), &b), &e), &f) in dst.iter_mut().zip(p00).zip(p01).zip(p10).zip(p11) {
+                *d = a.max(b).max(e).max(f);
             }
         }
     }
 }
 
+/// Classes padded to whole SIMD lanes.
+const HEAD_N: usize = CLASSES.div_ceil(LANES) * LANES;
+const HEAD_LANES: usize = HEAD_N / LANES;
+
 #[inline(always)]
 fn head(features: &[f32], w: &[f32], b: &[f32], logits: &mut [f32]) {
-    logits.copy_from_slice(b);
-    for (wk, &v) in w.chunks_exact(CLASSES).zip(features) {
-        for (a, &wv) in logits.iter_mut().zip(wk) {
-            *a = v.mul_add(wv, *a);
+    let mut acc = [[0f32; LANES]; HEAD_LANES];
+    for (a, src) in acc.iter_mut().zip(b.chunks_exact(LANES)) {
+        *a = *lane(src);
+    }
+    for (wk, &v) in w.chunks_exact(HEAD_N).zip(features) {
+        for (a, wc) in acc.iter_mut().zip(wk.chunks_exact(LANES)) {
+            fma_lane(a, v, lane(wc));
+        }
+    }
+    for (dst, src) in logits.iter_mut().zip(acc.iter().flatten()) {
+        *dst = *src;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use crate::arch::Architecture;
+    use crate::model::{DigitModel, ModelMetadata};
+
+    /// Random weights with non-trivial batch-norm statistics, so that folding
+    /// and the channel padding are exercised, on shapes that are not
+    /// multiples of the SIMD width and odd spatial sizes.
+    fn random_model(arch: Architecture, seed: u64) -> DigitModel {
+        let mut w = crate::train::random_weights(&arch, seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        for (name, (_, v)) in w.0.iter_mut() {
+            if name.ends_with("running_var") {
+                v.iter_mut().for_each(|x| *x = rng.gen_range(0.2..3.0));
+            } else if name.starts_with("bn") {
+                v.iter_mut().for_each(|x| *x = rng.gen_range(-1.0..1.5));
+            } else if name == "head.bias" {
+                v.iter_mut().for_each(|x| *x = rng.gen_range(-0.5..0.5));
+            }
+        }
+        DigitModel::from_parts(ModelMetadata::new(arch), w)
+    }
+
+    #[test]
+    fn fast_path_matches_candle_on_random_weights() {
+        let archs = [
+            Architecture::default(),
+            Architecture {
+                channels: [5, 20, 72],
+                width: 21,
+                height: 30,
+                ..Architecture::default()
+            },
+        ];
+        for (k, arch) in archs.into_iter().enumerate() {
+            let model = random_model(arch, 3 + k as u64);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+            let imgs: Vec<image::RgbImage> = (0..5)
+                .map(|_| {
+                    let (w, h) = (rng.gen_range(5..40), rng.gen_range(5..60));
+                    image::RgbImage::from_fn(w, h, |_, _| image::Rgb(rng.gen()))
+                })
+                .collect();
+            let fast = model.logits(&imgs).unwrap();
+            let reference = model.logits_reference(&imgs).unwrap();
+            let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
+            for (a, b) in fast.iter().zip(&reference) {
+                assert!((a - b).abs() <= 1e-4 * scale, "{a} vs {b} (scale {scale})");
+            }
         }
     }
 }

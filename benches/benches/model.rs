@@ -1,0 +1,54 @@
+//! Digit model inference: image to prediction, one thread, batches of 8.
+//!
+//! `cargo bench -p meter-benches --bench model`
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use meter_model::DigitModel;
+use meter_synth::{render_digit, DigitStyle};
+
+fn digits(w: u32, h: u32) -> Vec<image::RgbImage> {
+    (0..8u8)
+        .map(|i| {
+            render_digit(
+                meter_core::Tenths::new(i * 12 + 3).expect("< 100"),
+                w,
+                h,
+                &DigitStyle::default(),
+            )
+        })
+        .collect()
+}
+
+fn predict(c: &mut Criterion) {
+    let model = DigitModel::shipped();
+    let (w, h) = model.input_size();
+    let mut group = c.benchmark_group("model/predict_batch8");
+    group.throughput(Throughput::Elements(8));
+    // The common case: crops already at the input size.
+    let native = digits(w, h);
+    group.bench_function(BenchmarkId::new("fast", format!("{w}x{h}")), |b| {
+        b.iter(|| model.predict_batch(&native).expect("predicts"))
+    });
+    // Larger crops that must be resized first.
+    let large = digits(40, 64);
+    group.bench_function(BenchmarkId::new("fast", "40x64"), |b| {
+        b.iter(|| model.predict_batch(&large).expect("predicts"))
+    });
+    // candle's forward pass on the same weights, for comparison.
+    group.sample_size(20);
+    group.bench_function(
+        BenchmarkId::new("candle_reference", format!("{w}x{h}")),
+        |b| b.iter(|| model.logits_reference(&native).expect("runs")),
+    );
+    group.finish();
+}
+
+fn load(c: &mut Criterion) {
+    let bytes = DigitModel::shipped_bytes();
+    c.bench_function("model/load_from_bytes", |b| {
+        b.iter(|| DigitModel::from_bytes(bytes, "bench").expect("loads"))
+    });
+}
+
+criterion_group!(benches, predict, load);
+criterion_main!(benches);
