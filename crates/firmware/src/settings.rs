@@ -260,7 +260,7 @@ impl ControlVar {
 
 /// The sensor settings, serialised exactly as the firmware's `/status`
 /// JSON (same keys; booleans as 0/1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensorSettings {
     /// Sensor clock in MHz (read-only).

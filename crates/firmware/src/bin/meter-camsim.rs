@@ -56,6 +56,10 @@ struct Args {
     /// Only crops whose file name contains this text.
     #[arg(long, requires = "digit_crops")]
     crop_filter: Option<String>,
+    /// Draw the disturbances from N variants and reuse rendered frames
+    /// (cheap serving of a slowly turning meter to many readers).
+    #[arg(long, value_name = "N")]
+    variants: Option<u32>,
     /// Seed of all random choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -140,6 +144,7 @@ fn run() -> anyhow::Result<()> {
                 digit_crops: args.digit_crops.clone(),
                 crop_filter: args.crop_filter.clone(),
                 seed: args.seed,
+                variants: args.variants,
                 ..defaults
             }))
         }

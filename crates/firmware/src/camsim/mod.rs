@@ -143,6 +143,12 @@ pub struct SyntheticConfig {
     /// Seed of every random choice; frame `n` is a pure function of the
     /// seed, `n` and (in [`Advance::PerHour`]) the time.
     pub seed: u64,
+    /// Draw the disturbances (jitter, rotation, noise, hot-spot, crop
+    /// choice) of frame `n` from `n % variants` instead of from `n`, and
+    /// reuse rendered frames: a slowly turning meter then costs one render
+    /// per value and variant, so one simulator can feed many readers
+    /// cheaply. `None`: every frame is drawn afresh.
+    pub variants: Option<u32>,
 }
 
 impl Default for SyntheticConfig {
@@ -166,6 +172,7 @@ impl Default for SyntheticConfig {
             digit_crops: None,
             crop_filter: None,
             seed: 1,
+            variants: None,
         }
     }
 }

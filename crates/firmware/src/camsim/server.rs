@@ -158,7 +158,8 @@ impl Server {
         self.shared.lock().faults.clear();
     }
 
-    /// Captures answered with a complete frame so far.
+    /// Captures answered with a complete frame so far (counted as the
+    /// answer starts).
     pub fn frames_served(&self) -> u64 {
         self.shared.frames_served.load(Ordering::Relaxed)
     }
@@ -574,9 +575,12 @@ fn capture(shared: &Shared, req: Request) {
     if let Some(file) = &frame.file {
         resp.add_header(header(HEADER_FILE, file));
     }
-    let complete = !matches!(fault.map(|f| f.kind), Some(FaultKind::Truncate));
-    if req.respond(resp).is_ok() && complete {
+    // Counted before sending, so a client that has the frame sees the count.
+    if !matches!(fault.map(|f| f.kind), Some(FaultKind::Truncate)) {
         shared.frames_served.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Err(e) = req.respond(resp) {
+        log::debug!("frame {seq}: client went away: {e}");
     }
 }
 

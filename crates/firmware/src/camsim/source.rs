@@ -1,6 +1,8 @@
 //! Frame production: synthetic meter frames or a folder of frames.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use image::{imageops, RgbImage};
@@ -26,6 +28,7 @@ pub(crate) enum Source {
     Synthetic {
         config: Box<SyntheticConfig>,
         crops: Option<DigitCrops>,
+        cache: Mutex<FrameCache>,
     },
     Folder {
         files: Vec<PathBuf>,
@@ -75,6 +78,7 @@ impl Source {
                 Ok(Self::Synthetic {
                     config: cfg.clone(),
                     crops,
+                    cache: Mutex::new(FrameCache::default()),
                 })
             }
         }
@@ -126,15 +130,93 @@ impl Source {
                     file: path.file_name().map(|n| n.to_string_lossy().into_owned()),
                 })
             }
-            Self::Synthetic { config, crops } => {
-                let (img, truth) =
-                    render_synthetic(config, crops.as_ref(), seq, elapsed, flash_duty);
-                let img = apply_settings(img, settings);
+            Self::Synthetic {
+                config,
+                crops,
+                cache,
+            } => {
+                let Some(variants) = config.variants.filter(|v| *v > 0) else {
+                    let (img, truth) =
+                        render_synthetic(config, crops.as_ref(), seq, seq, elapsed, flash_duty);
+                    let img = apply_settings(img, settings);
+                    return Ok(Frame {
+                        jpeg: encode_jpeg(&img, settings.quality)?,
+                        truth: Some(truth),
+                        file: None,
+                    });
+                };
+                let key = CacheKey {
+                    tenths: counter_tenths(config, seq, elapsed),
+                    variant: seq % u64::from(variants),
+                    flash_duty,
+                    settings: settings.clone(),
+                };
+                let hit = lock(cache).get(&key);
+                let (jpeg, mut truth) = match hit {
+                    Some(hit) => hit,
+                    None => {
+                        let (img, truth) = render_synthetic(
+                            config,
+                            crops.as_ref(),
+                            seq,
+                            key.variant,
+                            elapsed,
+                            flash_duty,
+                        );
+                        let img = apply_settings(img, settings);
+                        let jpeg: Arc<[u8]> = encode_jpeg(&img, settings.quality)?.into();
+                        lock(cache).insert(key, (Arc::clone(&jpeg), truth.clone()));
+                        (jpeg, truth)
+                    }
+                };
+                truth.seq = seq;
                 Ok(Frame {
-                    jpeg: encode_jpeg(&img, settings.quality)?,
+                    jpeg: jpeg.to_vec(),
                     truth: Some(truth),
                     file: None,
                 })
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    tenths: i64,
+    variant: u64,
+    flash_duty: u8,
+    settings: SensorSettings,
+}
+
+/// Recently rendered frames, so that a slowly turning meter read by many
+/// clients costs one render per value and disturbance variant.
+#[derive(Default)]
+pub(crate) struct FrameCache {
+    frames: HashMap<CacheKey, (Arc<[u8]>, FrameTruth)>,
+    order: VecDeque<CacheKey>,
+}
+
+impl FrameCache {
+    /// At ~40 kB a frame, a few MB.
+    const CAPACITY: usize = 128;
+
+    fn get(&self, key: &CacheKey) -> Option<(Arc<[u8]>, FrameTruth)> {
+        self.frames
+            .get(key)
+            .map(|(j, t)| (Arc::clone(j), t.clone()))
+    }
+
+    fn insert(&mut self, key: CacheKey, value: (Arc<[u8]>, FrameTruth)) {
+        if self.frames.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.frames.remove(&old);
             }
         }
     }
@@ -161,15 +243,19 @@ fn symmetric(rng: &mut ChaCha8Rng, max: f32) -> f32 {
     }
 }
 
+/// Renders frame `seq`; its random disturbances are those of number
+/// `disturbance` (= `seq`, or the variant when they are drawn from a few).
 pub(crate) fn render_synthetic(
     cfg: &SyntheticConfig,
     crops: Option<&DigitCrops>,
     seq: u64,
+    disturbance: u64,
     elapsed: Duration,
     flash_duty: u8,
 ) -> (RgbImage, FrameTruth) {
     let tenths = counter_tenths(cfg, seq, elapsed);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(cfg.seed ^ disturbance.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let shift = (
         symmetric(&mut rng, cfg.jitter_px),
         symmetric(&mut rng, cfg.jitter_px),

@@ -418,3 +418,47 @@ fn bad_configurations_are_refused() {
     .unwrap_err();
     assert!(matches!(err, SimError::Bind { .. }), "{err}");
 }
+
+#[test]
+fn variants_reuse_disturbances_and_frames_but_keep_the_truth() {
+    // A still counter: frames n and n + 3 are the same picture.
+    let sim = start(SyntheticConfig {
+        variants: Some(3),
+        advance: Advance::PerFrame(0.0),
+        ..SyntheticConfig::default()
+    });
+    let got: Vec<_> = (0..6).map(|_| get(&sim.capture_url())).collect();
+    for n in 0..3 {
+        assert_eq!(got[n].body, got[n + 3].body, "frame {n}");
+        let (a, b) = (got[n].truth(), got[n + 3].truth());
+        assert_eq!((a.seq, b.seq), (n as u64, n as u64 + 3));
+        assert_eq!((a.shift, a.rotation_deg), (b.shift, b.rotation_deg));
+    }
+    assert_ne!(got[0].body, got[1].body);
+    // A moving counter still reports (and shows) each frame's own value.
+    let sim = start(SyntheticConfig {
+        variants: Some(2),
+        ..still_meter(0.25)
+    });
+    for n in 0..4i64 {
+        let g = get(&sim.capture_url());
+        let t = g.truth();
+        assert_eq!(t.tenths, 123_450 + 25 * n);
+        assert_eq!(
+            t.digits,
+            MeterLayout::default().digit_positions(t.tenths as f64 / 10.0)
+        );
+    }
+    // A settings change is not served from the cache.
+    let before = get(&sim.capture_url()).body;
+    assert_eq!(
+        get(&format!("{}/control?var=brightness&val=2", sim.url())).status,
+        200
+    );
+    let after = decode(&get(&sim.capture_url()).body);
+    assert_ne!(decode(&before).dimensions(), (0, 0));
+    let mean = |img: &RgbImage| {
+        img.as_raw().iter().map(|&v| f64::from(v)).sum::<f64>() / img.as_raw().len() as f64
+    };
+    assert!(mean(&after) > mean(&decode(&before)) + 10.0);
+}
