@@ -141,6 +141,12 @@ pub enum SinkError {
         /// What is wrong.
         problem: String,
     },
+    /// Another process uses the spool directory (two writers would corrupt it).
+    #[error("spool {path} is in use by another process")]
+    SpoolBusy {
+        /// The spool directory.
+        path: PathBuf,
+    },
     /// A CSV file could not be written.
     #[error("cannot write CSV to {path}")]
     Csv {

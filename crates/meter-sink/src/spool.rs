@@ -20,7 +20,10 @@
 //! follow the damage, it is real corruption of acknowledged data, reported as
 //! [`SinkError::SpoolCorrupt`] with nothing dropped.
 //!
-//! One process at a time may use a spool directory.
+//! One process at a time may use a spool directory: [`Spool::open`] takes an
+//! exclusive `flock` on `dir/lock` (released by the kernel when the process
+//! dies, even by SIGKILL) and answers [`SinkError::SpoolBusy`] otherwise.
+//! (Unix only; elsewhere the caller must ensure it.)
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -92,6 +95,8 @@ pub struct Spool {
     /// Sequence number of the next append.
     next_seq: u64,
     appended: u64,
+    /// Held for the spool's lifetime.
+    _lock: File,
 }
 
 impl Spool {
@@ -101,6 +106,7 @@ impl Spool {
         let dir = dir.into();
         fs::create_dir_all(&dir)
             .map_err(|e| SinkError::io("cannot create spool directory", &dir, e))?;
+        let lock = lock_dir(&dir)?;
         let ack = read_ack(&dir)?;
         let mut logs = Vec::new();
         for entry in
@@ -153,6 +159,7 @@ impl Spool {
             torn_bytes: 0,
             next_seq: 0,
             appended: 0,
+            _lock: lock,
         };
         spool.recover()?;
         Ok(spool)
@@ -474,6 +481,27 @@ fn open_log(dir: &Path, path: &Path) -> Result<File, SinkError> {
         }
     }
     Ok(log)
+}
+
+fn lock_dir(dir: &Path) -> Result<File, SinkError> {
+    let path = dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SinkError::io("cannot open", &path, e))?;
+    #[cfg(unix)]
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            return Err(SinkError::SpoolBusy {
+                path: dir.to_owned(),
+            })
+        }
+        Err(e) => return Err(SinkError::io("cannot lock", &path, e.into())),
+    }
+    Ok(file)
 }
 
 fn read_ack(dir: &Path) -> Result<Option<(u64, u64)>, SinkError> {

@@ -157,6 +157,7 @@ fn full_spool_refuses_new_records_and_keeps_old_ones() {
         "{err:?}"
     );
     assert!(stored > 5);
+    drop(spool);
     assert_eq!(
         Spool::open(dir.path(), 4096).unwrap().pending_records(),
         stored as usize
@@ -212,4 +213,14 @@ proptest! {
         prop_assert_eq!(spool.peek(100).unwrap().0, records(n));
         prop_assert_eq!(spool.torn_bytes(), tail.len() as u64);
     }
+}
+
+#[test]
+fn a_second_process_cannot_open_a_spool_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Spool::open(dir.path(), 1 << 20).unwrap();
+    let err = Spool::open(dir.path(), 1 << 20).unwrap_err();
+    assert!(matches!(err, SinkError::SpoolBusy { .. }), "{err:?}");
+    drop(first);
+    Spool::open(dir.path(), 1 << 20).unwrap();
 }
