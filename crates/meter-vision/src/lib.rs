@@ -48,6 +48,7 @@ mod sample;
 pub mod source;
 
 pub use align::{locate, Aligner, AlignerBuilder, Alignment, Mark, MarkMatch};
+pub use auto::{propose_digits, Proposal};
 pub use error::{JpegDefect, VisionError};
 pub use geometry::{Affine, MotionModel};
 pub use jpeg::{check_grey_bottom, decode_jpeg, validate_jpeg, JpegInfo};

@@ -347,3 +347,120 @@ fn every_truncated_wmsc_jpeg_is_detected() {
     );
     assert!(truncated >= 6);
 }
+
+fn iou(a: [u32; 4], b: [u32; 4]) -> f64 {
+    let x0 = a[0].max(b[0]);
+    let y0 = a[1].max(b[1]);
+    let x1 = (a[0] + a[2]).min(b[0] + b[2]);
+    let y1 = (a[1] + a[3]).min(b[1] + b[3]);
+    if x1 <= x0 || y1 <= y0 {
+        return 0.0;
+    }
+    let inter = f64::from((x1 - x0) * (y1 - y0));
+    inter / (f64::from(a[2] * a[3]) + f64::from(b[2] * b[3]) - inter)
+}
+
+/// A proposal is right when every configured box is met by a proposed box
+/// with intersection-over-union >= 0.5.
+pub fn auto_is_right(
+    frame: &RgbImage,
+    boxes: &[[u32; 4]],
+    digits_on_meter: usize,
+) -> (bool, String) {
+    match meter_vision::propose_digits(frame, Some(digits_on_meter)) {
+        None => (false, "no counter found".into()),
+        Some(p) => {
+            let best: Vec<f64> = boxes
+                .iter()
+                .map(|b| p.digits.iter().map(|d| iou(*b, *d)).fold(0.0, f64::max))
+                .collect();
+            let ok = best.iter().all(|&v| v >= 0.5);
+            (
+                ok,
+                format!(
+                    "{} boxes, pitch {:.1}, IoU {:?}",
+                    p.digits.len(),
+                    p.pitch,
+                    best.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>()
+                ),
+            )
+        }
+    }
+}
+
+#[test]
+fn auto_roi_hit_rate_on_real_frames() {
+    let Some(root) = frames_dir() else {
+        eprintln!("skipped: ../shared/data/meter-frames not present");
+        return;
+    };
+    let mut cases: Vec<(String, RgbImage, Vec<[u32; 4]>, usize)> = Vec::new();
+    // Every wmsc frame that aligns (rotate 180 or 0), as aligned frames.
+    let wmsc = root.join("wmsc");
+    let mut g = geometry_from_wm_ini(&std::fs::read_to_string(wmsc.join("config.ini")).unwrap());
+    let mut names: Vec<_> = std::fs::read_dir(&wmsc)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for path in names {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".jpg") || name.starts_with("Ref_") || name.starts_with("ziffer") {
+            continue;
+        }
+        let Ok(raw) = decode_jpeg(&std::fs::read(&path).unwrap(), &name) else {
+            continue;
+        };
+        for rotate in [180.0, 0.0] {
+            g.rotate = rotate;
+            if let Ok(a) = g.aligner(&wmsc).unwrap().align(&raw) {
+                cases.push((
+                    format!("wmsc/{name}"),
+                    aligned_frame(&raw, &a),
+                    g.digits.clone(),
+                    5,
+                ));
+            }
+        }
+    }
+    let wmic = root.join("wmic");
+    let g = geometry_from_wm_ini(&std::fs::read_to_string(wmic.join("config.ini")).unwrap());
+    cases.push((
+        "wmic/alg.jpg".into(),
+        load(&wmic.join("alg.jpg")),
+        g.digits.clone(),
+        5,
+    ));
+    let raw = load(&wmic.join("org.jpg"));
+    let a = g.aligner(&wmic).unwrap().align(&raw).unwrap();
+    cases.push((
+        "wmic/org.jpg aligned".into(),
+        aligned_frame(&raw, &a),
+        g.digits.clone(),
+        5,
+    ));
+    let aoe = root.join("aoe2020");
+    let g = geometry_from_aoe_ini(&std::fs::read_to_string(aoe.join("config.ini")).unwrap());
+    // Its config boxes only the last three of five digits.
+    cases.push((
+        "aoe2020/reference.jpg".into(),
+        load(&aoe.join("reference.jpg")),
+        g.digits.clone(),
+        5,
+    ));
+
+    let mut right = 0;
+    for (name, frame, boxes, n) in &cases {
+        let (ok, note) = auto_is_right(frame, boxes, *n);
+        eprintln!(
+            "auto {name}: {} ({note})",
+            if ok { "right" } else { "WRONG" }
+        );
+        right += usize::from(ok);
+    }
+    eprintln!(
+        "auto-ROI on real aligned frames: {right}/{} right (IoU >= 0.5 with every configured box)",
+        cases.len()
+    );
+    assert!(!cases.is_empty());
+}
