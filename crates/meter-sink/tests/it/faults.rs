@@ -244,3 +244,37 @@ fn writer_killed_20_times() {
         assert_eq!(*value, (ts - WEEK_START) as f64, "wrong value at {ts}");
     }
 }
+
+#[test]
+fn hung_server_times_out_into_the_spool_and_the_replay_does_not_double() {
+    let Some(server) = Influxd::start() else {
+        return;
+    };
+    server.create_database("meters");
+    let spool = tempfile::tempdir().unwrap();
+    let influx = InfluxSink::v1(&server.url(), "meters")
+        .timeout(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let mut sink = SpoolingSink::builder(influx, spool.path())
+        .retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .build()
+        .unwrap();
+    sink.write(&[reading("house", WEEK_START, 0.0)]).unwrap();
+    server.freeze(true);
+    // The request is sent, the answer never comes: timeout, spooled, Ok.
+    let batch: Vec<_> = (1..4)
+        .map(|i| reading("house", WEEK_START + i, i as f64))
+        .collect();
+    let result = sink.write(&batch);
+    server.freeze(false);
+    result.expect("a timeout is transient: spooled");
+    assert_eq!(sink.spool().pending_records(), 3);
+    // influxd may well have stored the timed-out request after waking up;
+    // the replay overwrites the same points.
+    sink.flush().unwrap();
+    let points = stored(&server);
+    assert_eq!(points.len(), 4, "{points:?}");
+    let (_, count) = server.rows("meters", "SELECT count(value) FROM meter_reading");
+    assert_eq!(count[0][1].as_i64(), Some(4));
+}

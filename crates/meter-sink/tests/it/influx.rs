@@ -87,6 +87,26 @@ fn v1_schema_round_trip_and_replay_is_idempotent() {
 }
 
 #[test]
+fn v1_retention_policy_is_honoured() {
+    let Some(server) = Influxd::start() else {
+        return;
+    };
+    server.create_database("meters");
+    server.query(
+        None,
+        "CREATE RETENTION POLICY \"keep\" ON \"meters\" DURATION INF REPLICATION 1",
+    );
+    let mut sink = InfluxSink::v1(&server.url(), "meters")
+        .retention_policy("keep")
+        .build()
+        .unwrap();
+    sink.write(&[reading("house", WEEK_START, 1.0)]).unwrap();
+    let (_, in_rp) = server.rows("meters", "SELECT value FROM \"keep\".meter_reading");
+    let (_, in_default) = server.rows("meters", "SELECT value FROM \"autogen\".meter_reading");
+    assert_eq!((in_rp.len(), in_default.len()), (1, 0));
+}
+
+#[test]
 fn v1_missing_database_is_a_clear_error_and_data_is_kept() {
     let Some(server) = Influxd::start() else {
         return;

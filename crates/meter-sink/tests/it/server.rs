@@ -233,6 +233,19 @@ bind-address = "127.0.0.1:{rpc}"
         }
     }
 
+    /// Sends SIGSTOP (`true`) or SIGCONT (`false`) to our influxd: a hung
+    /// server that accepts connections but never answers.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("influxd not running").id();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Runs an InfluxQL statement (as admin when auth is on); panics on an
     /// error answer. Returns the JSON result.
     pub fn query(&self, db: Option<&str>, q: &str) -> Value {
