@@ -2,7 +2,7 @@
 //! (line protocol, second precision, UTC), a durable on-disk spool that
 //! keeps readings while the database is away, and CSV / JSON-lines files.
 //!
-//! Schema (see [`line`]): measurement `meter_reading` with tags `meter`,
+//! Schema (see [`line`](mod@line)): measurement `meter_reading` with tags `meter`,
 //! `unit` and fields `value`, `raw`, `rate_per_hour`, `confidence_min`,
 //! `digit_0`.. (most significant first); measurement `meter_event` with tags
 //! `meter`, `status` (`unsure`/`rejected`), `unit` and fields `reason`, `raw`.
