@@ -39,6 +39,7 @@
 
 pub mod align;
 pub mod auto;
+pub mod draw;
 pub mod error;
 pub mod geometry;
 pub mod jpeg;
@@ -49,6 +50,7 @@ pub mod source;
 
 pub use align::{locate, Aligner, AlignerBuilder, Alignment, Mark, MarkMatch};
 pub use auto::{propose_digits, Proposal};
+pub use draw::draw_box;
 pub use error::{JpegDefect, VisionError};
 pub use geometry::{Affine, MotionModel};
 pub use jpeg::{check_grey_bottom, decode_jpeg, validate_jpeg, JpegInfo};
