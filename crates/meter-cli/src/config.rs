@@ -52,6 +52,10 @@ pub struct RawConfig {
     pub spool_dir: Option<PathBuf>,
     /// Most digit images filed per label folder by self-training.
     pub dataset_cap: Option<usize>,
+    /// Numbered model versions of `meter retrain` and their `registry.json`.
+    pub models_dir: Option<PathBuf>,
+    /// `[retrain]`: when `meter run` / `meter retrain --if-due` retrain.
+    pub retrain: Option<RawRetrain>,
     /// `[[meter]]` tables.
     #[serde(default)]
     pub meter: Vec<RawMeter>,
@@ -68,6 +72,25 @@ pub struct RawModel {
     pub path: Option<PathBuf>,
     /// Every digit must reach this confidence (default 0.95).
     pub min_confidence: Option<f32>,
+}
+
+/// `[retrain]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetrain {
+    /// Retrain once this many images arrived in the dataset since the last retrain.
+    pub after_new_images: Option<usize>,
+    /// Never retrain more often than this (`"24h"`, seconds).
+    pub min_interval: Option<RawInterval>,
+}
+
+/// When to retrain automatically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrainSchedule {
+    /// New dataset images needed since the last retrain.
+    pub after_new_images: usize,
+    /// Shortest time between two retrains.
+    pub min_interval: Duration,
 }
 
 /// `[[meter]]`.
@@ -282,6 +305,10 @@ pub struct ResolvedConfig {
     pub spool_dir: PathBuf,
     /// Most images per label folder filed by self-training.
     pub dataset_cap: usize,
+    /// Model versions folder (`meter retrain`, `meter model`).
+    pub models_dir: PathBuf,
+    /// Automatic retraining; `None` when `[retrain]` is absent.
+    pub retrain: Option<RetrainSchedule>,
     /// Meters, in file order.
     pub meters: Vec<MeterConfig>,
     /// Sinks, in file order.
@@ -392,8 +419,27 @@ fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
         .enumerate()
         .map(|(i, s)| resolve_sink(s, &abs, i))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let retrain = match &raw.retrain {
+        None => None,
+        Some(r) => {
+            let after_new_images = r.after_new_images.unwrap_or(200);
+            if after_new_images == 0 {
+                bail!("retrain.after_new_images: must be at least 1");
+            }
+            let min_interval = match &r.min_interval {
+                None => Duration::from_secs(24 * 3600),
+                Some(i) => parse_interval(i).context("retrain.min_interval")?,
+            };
+            Some(RetrainSchedule {
+                after_new_images,
+                min_interval,
+            })
+        }
+    };
     Ok(ResolvedConfig {
         path: path.to_path_buf(),
+        models_dir: dir(&raw.models_dir, "models"),
+        retrain,
         model_path: raw.model.path.as_deref().map(abs),
         dataset_dir: dir(&raw.dataset_dir, "dataset"),
         unsure_dir: dir(&raw.unsure_dir, "unsure"),

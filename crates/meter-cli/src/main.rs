@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod config;
+mod label;
 mod reader;
+mod registry;
 mod state;
 
 /// Read analog utility meters from camera images.

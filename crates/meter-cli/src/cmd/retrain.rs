@@ -1,12 +1,263 @@
-//! `meter retrain` (not implemented yet).
+//! `meter retrain`: fine-tune the current model on the user's dataset and
+//! promote the result only if it is not worse.
+//!
+//! The dataset (`dataset_dir`: labelled and self-filed images) is split by a
+//! hash of each image's pixels: one in five is validation, always the same
+//! images whatever the order or names, so successive retrains are compared
+//! on the same footing and never train on their judge. The candidate and the
+//! current model are both evaluated on it; the candidate becomes the next
+//! numbered version only if it is no worse on exact, within-0.1 and settled
+//! accuracy. Otherwise the numbers are printed and the exit code is 2.
 
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use meter_model::{evaluate, Dataset, DigitModel, TrainConfig, TrainEvent};
+use time::OffsetDateTime;
+
+use crate::config::ResolvedConfig;
+use crate::label::image_hash;
+use crate::registry::{self, Attempt, Registry, Score, Version};
 use crate::Outcome;
+
+/// One image in this many is validation.
+const VALIDATION_EVERY: u64 = 5;
+/// Fewest validation images worth a decision.
+const MIN_VALIDATION: usize = 5;
+/// Fewest training images worth a fine-tune.
+const MIN_TRAIN: usize = 16;
+/// Optimiser steps aimed at when --epochs is not given.
+const TARGET_STEPS: usize = 240;
+/// Images per optimiser step.
+const BATCH: usize = 32;
 
 /// Arguments of `meter retrain`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Passes over the training images (default: about 240 optimiser steps,
+    /// 3 to 60 epochs).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    /// Random seed (shuffling, augmentation).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Judge this model file instead of training one (e.g. a model trained
+    /// elsewhere); promoted under the same rule.
+    #[arg(long, value_name = "MODEL")]
+    pub candidate: Option<PathBuf>,
+    /// Only retrain when the `[retrain]` schedule says enough new images
+    /// arrived (for cron); otherwise exit 0 at once.
+    #[arg(long)]
+    pub if_due: bool,
+    /// Compute threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// General labelled images (folders or a manifest, e.g. the data the
+    /// shipped model learnt from) mixed into training so that the model
+    /// does not forget other meters; never used for validation.
+    #[arg(long, value_name = "DIR")]
+    pub replay: Option<PathBuf>,
+    /// How many images to draw from --replay (seeded).
+    #[arg(long, default_value_t = 400)]
+    pub replay_count: usize,
+}
+
+/// Whether an image belongs to the fixed validation part.
+pub fn is_validation(img: &image::RgbImage) -> bool {
+    image_hash(img).is_multiple_of(VALIDATION_EVERY)
+}
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("`meter retrain` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let cfg = ResolvedConfig::load(&args.config)?;
+    let mut reg = Registry::load(&cfg.models_dir)?;
+    let dataset_images = registry::count_dataset_images(&cfg.dataset_dir)?;
+    let now = OffsetDateTime::now_utc();
+    if args.if_due {
+        let schedule = cfg.retrain.as_ref().with_context(|| {
+            format!(
+                "--if-due: config {} has no [retrain] table",
+                cfg.path.display()
+            )
+        })?;
+        match registry::retrain_due(schedule, reg.last_attempt.as_ref(), dataset_images, now) {
+            Some(why) => eprintln!("retraining: {why}"),
+            None => {
+                eprintln!(
+                    "no retrain due ({dataset_images} images; threshold {} new, at most every {:?})",
+                    schedule.after_new_images, schedule.min_interval
+                );
+                return Ok(Outcome::Done);
+            }
+        }
+    }
+    let started = Instant::now();
+    let parent = reg.current_version();
+    let current = registry::load_current_model(&cfg)?;
+    let data = Dataset::load(&cfg.dataset_dir, current.input_size())
+        .with_context(|| format!("dataset_dir {}", cfg.dataset_dir.display()))?;
+    for p in &data.problems {
+        log::warn!("skipped: {p}");
+    }
+    let (val, train): (Vec<_>, Vec<_>) = data
+        .samples
+        .into_iter()
+        .partition(|s| is_validation(&s.image));
+    let (val, train) = (
+        Dataset {
+            samples: val,
+            problems: Vec::new(),
+        },
+        Dataset {
+            samples: train,
+            problems: Vec::new(),
+        },
+    );
+    anyhow::ensure!(
+        val.len() >= MIN_VALIDATION && train.len() >= MIN_TRAIN,
+        "dataset_dir {}: {} images ({} training, {} validation) are too few; \
+         need at least {MIN_TRAIN} and {MIN_VALIDATION}: label more with `meter classify`",
+        cfg.dataset_dir.display(),
+        train.len() + val.len(),
+        train.len(),
+        val.len()
+    );
+    eprintln!(
+        "dataset {}: {} training, {} validation images; current model: {}",
+        cfg.dataset_dir.display(),
+        train.len(),
+        val.len(),
+        version_name(parent)
+    );
+    let mut train = train;
+    let user_images = train.len();
+    if let Some(dir) = &args.replay {
+        let mut extra = Dataset::load(dir, current.input_size())
+            .with_context(|| format!("--replay {}", dir.display()))?;
+        extra.subsample(args.replay_count, args.seed);
+        // The user's meter stays at least half of what is seen: its images
+        // are repeated (augmentation makes each pass differ).
+        let repeats = extra.len().div_ceil(user_images).clamp(1, 8);
+        eprintln!(
+            "mixing in {} images from {} (the {user_images} of the dataset {repeats} times each)",
+            extra.len(),
+            dir.display()
+        );
+        let own = train.samples.clone();
+        for _ in 1..repeats {
+            train.samples.extend(own.iter().cloned());
+        }
+        train.samples.extend(extra.samples);
+    }
+    let (candidate, train_seconds) = match &args.candidate {
+        Some(p) => (
+            DigitModel::load(p).with_context(|| format!("--candidate {}", p.display()))?,
+            0.0,
+        ),
+        None => fine_tune(&current, parent, &train, &args)?,
+    };
+    let cur_score = Score::from(&evaluate(&current, &val)?);
+    let cand_score = Score::from(&evaluate(&candidate, &val)?);
+    println!(
+        "current   {}: {}",
+        version_name(parent),
+        cur_score.describe()
+    );
+    println!("candidate    : {}", cand_score.describe());
+    let promote = cand_score.not_worse_than(&cur_score);
+    reg.last_attempt = Some(Attempt {
+        time: now,
+        dataset_images,
+        promoted: promote,
+    });
+    if !promote {
+        reg.save(&cfg.models_dir)?;
+        println!(
+            "refused: the candidate is worse than {} on the validation images; keeping it",
+            version_name(parent)
+        );
+        return Ok(Outcome::NotStored);
+    }
+    let n = reg.next_version();
+    let file = registry::version_file(n);
+    std::fs::create_dir_all(&cfg.models_dir)
+        .with_context(|| format!("creating {}", cfg.models_dir.display()))?;
+    let tmp = cfg.models_dir.join(format!(".{file}.tmp"));
+    candidate.save(&tmp)?;
+    let path = cfg.models_dir.join(&file);
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    reg.versions.push(Version {
+        version: n,
+        file,
+        created: now,
+        parent,
+        train_images: user_images,
+        score: cand_score,
+        parent_score: cur_score,
+        train_seconds,
+    });
+    reg.current = Some(n);
+    reg.save(&cfg.models_dir)?;
+    println!(
+        "promoted: v{n} ({}) is now current ({:.0} s); `meter model use {parent}` rolls back",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Outcome::Done)
+}
+
+fn version_name(v: u32) -> String {
+    if v == 0 {
+        "v0 (base model)".into()
+    } else {
+        format!("v{v}")
+    }
+}
+
+fn fine_tune(
+    current: &DigitModel,
+    parent: u32,
+    train: &Dataset,
+    args: &Args,
+) -> anyhow::Result<(DigitModel, f64)> {
+    let batch = BATCH.min(train.len());
+    let batches = (train.len() / batch).max(1);
+    let epochs = args
+        .epochs
+        .unwrap_or_else(|| TARGET_STEPS.div_ceil(batches).clamp(3, 60));
+    let cfg = TrainConfig::builder()
+        .init(current.clone(), version_name(parent))
+        .epochs(epochs)
+        .patience(epochs)
+        .seed(args.seed)
+        .batch_size(batch)
+        .learning_rate(args.lr)
+        .validation_fraction(0.0)
+        .build()?;
+    let started = Instant::now();
+    let outcome = meter_model::train(train, &cfg, &mut |ev| {
+        if let TrainEvent::Epoch(s) = ev {
+            eprintln!(
+                "epoch {:>2}/{epochs}: loss {:.4} ({:.1}s)",
+                s.epoch, s.train_loss, s.seconds
+            );
+        }
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "trained {epochs} epochs on {} images in {secs:.0} s",
+        train.len()
+    );
+    Ok((outcome.model, secs))
 }

@@ -2,6 +2,8 @@
 //! the camera simulator end to end over real HTTP.
 
 mod bad_input;
+mod classify;
 mod commands;
 mod e2e;
 mod helpers;
+mod retrain;

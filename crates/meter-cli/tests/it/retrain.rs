@@ -1,0 +1,168 @@
+//! `meter retrain` and `meter model`: promotion only when not worse,
+//! numbered versions, rollback.
+
+use std::path::{Path, PathBuf};
+
+use meter_core::Tenths;
+use meter_model::{Dataset, DigitModel, TrainConfig};
+use meter_synth::{render_digit, DigitStyle};
+
+use crate::helpers::{assert_error, run, s, stdout};
+
+/// A user's folder: config and a dataset of synthetic digits (`per_label`
+/// images of each whole digit, in varied colours and sizes).
+fn user(per_label: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, h) = DigitModel::shipped().input_size();
+    for d in 0..10u8 {
+        let label = Tenths::new(d * 10).unwrap();
+        let folder = dir.path().join("dataset").join(label.to_string());
+        std::fs::create_dir_all(&folder).unwrap();
+        for k in 0..per_label {
+            let k8 = k as u8;
+            let style = DigitStyle {
+                foreground: image::Rgb([230 - k8 * 7, 225, 220 - k8 * 3]),
+                background: image::Rgb([20 + k8 * 5, 20, 25 + k8 * 2]),
+                glyph_height: 0.6 + 0.02 * (k % 8) as f32,
+                glyph_width: 0.6 + 0.02 * (k % 5) as f32,
+                ..DigitStyle::default()
+            };
+            render_digit(label, w, h, &style)
+                .save(folder.join(format!("img{k}.png")))
+                .unwrap();
+        }
+    }
+    let config = dir.path().join("meter.toml");
+    std::fs::write(
+        &config,
+        "[[meter]]\nname = \"house\"\nsource = \"frames\"\ndigits = [[0, 0, 20, 32]]\n",
+    )
+    .unwrap();
+    (dir, config)
+}
+
+fn registry(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("models/registry.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A model taught that every digit is three more than it is.
+fn bad_model(dataset: &Path, out: &Path) {
+    let mut data = Dataset::load(dataset, DigitModel::shipped().input_size()).unwrap();
+    for s in &mut data.samples {
+        s.label = Tenths::wrapping(i64::from(s.label.index()) + 30);
+    }
+    let cfg = TrainConfig::builder()
+        .init(DigitModel::shipped(), "shipped")
+        .epochs(8)
+        .batch_size(16)
+        .learning_rate(3e-3)
+        .validation_fraction(0.0)
+        .augment(None)
+        .build()
+        .unwrap();
+    let outcome = meter_model::train(&data, &cfg, &mut |_| {}).unwrap();
+    outcome.model.save(out).unwrap();
+}
+
+#[test]
+fn a_worse_candidate_is_refused_with_the_numbers() {
+    let (dir, config) = user(6);
+    let bad = dir.path().join("bad.safetensors");
+    bad_model(&dir.path().join("dataset"), &bad);
+    let o = run(&["retrain", "--config", s(&config), "--candidate", s(&bad)]);
+    let out = stdout(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{out}\n{}",
+        crate::helpers::stderr(&o)
+    );
+    assert!(out.contains("refused"), "{out}");
+    // Both scores, with their numbers.
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in {out}"))
+            .to_owned()
+    };
+    let exact = |l: &str| -> f64 {
+        let after = l.split("exact").nth(1).unwrap().trim_start();
+        after.split('%').next().unwrap().trim().parse().unwrap()
+    };
+    let (cur, cand) = (exact(&line("current")), exact(&line("candidate")));
+    assert!(cand < cur, "candidate {cand} vs current {cur}: {out}");
+    // Nothing promoted; the attempt is remembered as refused.
+    let reg = registry(dir.path());
+    assert_eq!(reg["versions"].as_array().unwrap().len(), 0);
+    assert_eq!(reg["last_attempt"]["promoted"], false);
+    assert!(!dir.path().join("models/v0001.safetensors").exists());
+    let list = stdout(&run(&["model", "list", "--config", s(&config)]));
+    assert!(list.contains("* v0"), "{list}");
+    assert!(list.contains("refused"), "{list}");
+}
+
+#[test]
+fn a_candidate_no_worse_is_promoted_listed_and_rolled_back() {
+    let (dir, config) = user(3);
+    let same = dir.path().join("same.safetensors");
+    DigitModel::shipped().save(&same).unwrap();
+    let o = run(&["retrain", "--config", s(&config), "--candidate", s(&same)]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("promoted: v1"), "{out}");
+    assert!(dir.path().join("models/v0001.safetensors").is_file());
+    let reg = registry(dir.path());
+    assert_eq!(reg["current"], 1);
+    assert_eq!(reg["versions"][0]["parent"], 0);
+    let list = stdout(&run(&["model", "list", "--config", s(&config)]));
+    assert!(list.contains("* v1"), "{list}");
+    assert!(list.contains("validation: exact"), "{list}");
+
+    let o = run(&["model", "use", "0", "--config", s(&config)]);
+    assert_eq!(o.status.code(), Some(0));
+    let list = stdout(&run(&["model", "list", "--config", s(&config)]));
+    assert!(list.contains("* v0"), "{list}");
+    assert!(list.contains("  v1"), "{list}");
+    assert_error(
+        &run(&["model", "use", "7", "--config", s(&config)]),
+        &["no version 7", "registry.json"],
+    );
+    // A second promotion is v2, made from v0 (the one in use).
+    let o = run(&["retrain", "--config", s(&config), "--candidate", s(&same)]);
+    assert!(stdout(&o).contains("promoted: v2"), "{}", stdout(&o));
+    assert_eq!(registry(dir.path())["versions"][1]["parent"], 0);
+}
+
+#[test]
+fn retrain_fine_tunes_and_runs_only_when_due() {
+    let (dir, config) = user(4);
+    // Scheduled: 40 images, threshold 1000: not due, nothing happens.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[retrain]\nafter_new_images = 1000\n\n{text}"),
+    )
+    .unwrap();
+    let o = run(&["retrain", "--config", s(&config), "--if-due"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(crate::helpers::stderr(&o).contains("no retrain due"));
+    assert!(!dir.path().join("models/registry.json").exists());
+    // A real (short) fine-tune: trains, evaluates both, decides.
+    let o = run(&["retrain", "--config", s(&config), "--epochs", "2"]);
+    let out = stdout(&o);
+    assert!(matches!(o.status.code(), Some(0 | 2)), "{out}");
+    assert!(out.contains("current   v0 (base model): exact"), "{out}");
+    assert!(out.contains("candidate    : exact"), "{out}");
+    let reg = registry(dir.path());
+    assert_eq!(reg["last_attempt"]["dataset_images"], 40);
+}
+
+#[test]
+fn too_few_images_is_a_clear_error() {
+    let (dir, config) = user(1);
+    assert_error(
+        &run(&["retrain", "--config", s(&config)]),
+        &["too few", "meter classify", s(&dir.path().join("dataset"))],
+    );
+}
