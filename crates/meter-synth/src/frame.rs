@@ -161,14 +161,8 @@ impl MeterLayout {
     ) -> SyntheticFrame {
         let counter = (params.counter * 10.0 + 1e-6).floor() / 10.0;
         let mut aligned = self.render_aligned_with(counter, paint);
-        if let Some(((cx, cy), r, peak)) = params.hotspot {
-            for (x, y, p) in aligned.enumerate_pixels_mut() {
-                let d2 = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2);
-                let gain = peak * (-d2 / (2.0 * r * r)).exp();
-                for c in p.0.iter_mut() {
-                    *c = (f32::from(*c) + gain).clamp(0.0, 255.0) as u8;
-                }
-            }
+        if let Some(h) = params.hotspot {
+            add_hotspot(&mut aligned, h, true);
         }
         let (cx, cy) = (self.width as f32 / 2.0, self.height as f32 / 2.0);
         // Image y points down, so a counter-clockwise rotation is a negative angle here.
@@ -205,6 +199,27 @@ impl MeterLayout {
         let m = *self.marks.get(k)?;
         let img = self.render_aligned(0.0);
         Some(image::imageops::crop_imm(&img, m[0], m[1], m[2], m[3]).to_image())
+    }
+}
+
+/// Brightens a Gaussian spot `((cx, cy), radius, peak)`. With `bounded`,
+/// pixels where a positive gain stays below 1 (it would truncate away) are
+/// skipped: the same output for a fraction of the `exp()` calls.
+fn add_hotspot(img: &mut RgbImage, ((cx, cy), r, peak): ((f32, f32), f32, f32), bounded: bool) {
+    let reach = if bounded && peak > 0.0 && r > 0.0 && r.is_finite() && peak.is_finite() {
+        (2.0 * r * r * peak.max(1.0).ln() * 1.01).sqrt() + 2.0
+    } else {
+        f32::INFINITY
+    };
+    for (x, y, p) in img.enumerate_pixels_mut() {
+        if (x as f32 - cx).abs() > reach || (y as f32 - cy).abs() > reach {
+            continue;
+        }
+        let d2 = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2);
+        let gain = peak * (-d2 / (2.0 * r * r)).exp();
+        for c in p.0.iter_mut() {
+            *c = (f32::from(*c) + gain).clamp(0.0, 255.0) as u8;
+        }
     }
 }
 
@@ -296,6 +311,25 @@ mod tests {
         assert_eq!(a.digits.len(), 6);
         assert!((a.counter - 123.4).abs() < 1e-9);
         assert_eq!(a.digits[5], t("3.4"));
+    }
+
+    #[test]
+    fn hotspot_shortcut_changes_no_pixel() {
+        let l = MeterLayout::default();
+        let base = l.render_aligned(42.0);
+        for h in [
+            ((300.0, 150.0), 60.0, 90.0),
+            ((10.0, 470.0), 30.0, 1.5),
+            ((320.0, 240.0), 40.0, 0.5),
+            ((320.0, 240.0), 5.0, 250.0),
+            ((320.0, 240.0), 50.0, -40.0),
+        ] {
+            let mut fast = base.clone();
+            let mut slow = base.clone();
+            add_hotspot(&mut fast, h, true);
+            add_hotspot(&mut slow, h, false);
+            assert!(fast == slow, "hotspot {h:?}");
+        }
     }
 
     #[test]

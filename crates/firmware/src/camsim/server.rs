@@ -550,38 +550,68 @@ fn capture(shared: &Shared, req: Request) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let len = body.len();
-    // A Content-Length, never chunked, as the firmware sends it.
-    let mut resp = Response::new(200.into(), Vec::new(), Cursor::new(body), Some(len), None)
-        .with_chunked_threshold(usize::MAX)
-        .with_header(header("Content-Type", "image/jpeg"))
-        .with_header(header(
-            "Content-Disposition",
-            "inline; filename=capture.jpg",
-        ))
-        .with_header(header("Access-Control-Allow-Origin", "*"))
-        .with_header(header(
+    let mut headers: Vec<(&str, String)> = vec![
+        ("Content-Type", "image/jpeg".into()),
+        ("Content-Disposition", "inline; filename=capture.jpg".into()),
+        ("Access-Control-Allow-Origin", "*".into()),
+        (
             "X-Timestamp",
-            &format!("{}.{:06}", now.as_secs(), now.subsec_micros()),
-        ))
-        .with_header(header(HEADER_FLASH, &duty.to_string()));
-    if let Some(truth) = &frame.truth {
-        for (k, v) in truth.headers() {
-            resp.add_header(header(k, &v));
-        }
-    } else {
-        resp.add_header(header(super::HEADER_SEQ, &seq.to_string()));
+            format!("{}.{:06}", now.as_secs(), now.subsec_micros()),
+        ),
+        (HEADER_FLASH, duty.to_string()),
+    ];
+    match &frame.truth {
+        Some(truth) => headers.extend(truth.headers()),
+        None => headers.push((super::HEADER_SEQ, seq.to_string())),
     }
-    if let Some(file) = &frame.file {
-        resp.add_header(header(HEADER_FILE, file));
+    if let Some(file) = frame
+        .file
+        .filter(|f| f.bytes().all(|b| (b' '..=b'~').contains(&b)))
+    {
+        headers.push((HEADER_FILE, file));
     }
     // Counted before sending, so a client that has the frame sees the count.
     if !matches!(fault.map(|f| f.kind), Some(FaultKind::Truncate)) {
         shared.frames_served.fetch_add(1, Ordering::Relaxed);
     }
-    if let Err(e) = req.respond(resp) {
+    let head_only = *req.method() == Method::Head;
+    if let Err(e) = respond_in_one_write(req, &headers, &body, head_only) {
         log::debug!("frame {seq}: client went away: {e}");
     }
+}
+
+/// Writes a `200` with a `Content-Length` (never chunked, as the firmware)
+/// in a single write. tiny_http sends the head and the body separately and
+/// its sockets keep Nagle's algorithm on, so the body's last segment would
+/// wait for the client's delayed ACK (40 ms on Linux) on every frame.
+fn respond_in_one_write(
+    req: Request,
+    headers: &[(&str, String)],
+    body: &[u8],
+    head_only: bool,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let close = req
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close"))
+        || req.http_version() == &tiny_http::HTTPVersion(1, 0);
+    let mut out = Vec::with_capacity(body.len() + 1024);
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: meter-camsim\r\n");
+    for (k, v) in headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    let mut w = req.into_writer();
+    w.write_all(&out)?;
+    w.flush()
 }
 
 #[cfg(test)]

@@ -462,3 +462,27 @@ fn variants_reuse_disturbances_and_frames_but_keep_the_truth() {
     };
     assert!(mean(&after) > mean(&decode(&before)) + 10.0);
 }
+
+/// Regression: captures are written by hand in one write (tiny_http's own
+/// responses stall on Nagle + delayed ACK); the connection must stay
+/// usable for the next request, and HEAD must carry no body.
+#[test]
+fn keep_alive_connection_serves_many_requests() {
+    let sim = start(still_meter(0.1));
+    let agent = crate::patient();
+    for n in 0..5u64 {
+        let got = crate::get_with(&agent, &sim.capture_url()).unwrap();
+        assert_eq!(got.status, 200);
+        assert_eq!(got.truth().seq, n);
+        decode(&got.body);
+        let status = crate::get_with(&agent, &format!("{}/status", sim.url())).unwrap();
+        assert_eq!(status.status, 200);
+    }
+    let mut head = agent.head(&sim.capture_url()).call().unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert!(head.headers().get("x-meter-value").is_some());
+    assert!(head.body_mut().read_to_vec().unwrap().is_empty());
+    let after = crate::get_with(&agent, &sim.capture_url()).unwrap();
+    assert_eq!(after.truth().seq, 6);
+    decode(&after.body);
+}
