@@ -22,8 +22,8 @@ bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directo
 rm -rf "$demo"
 mkdir -p "$demo"
 echo "== starting the camera simulator"
-# 180 kWh per hour: the last roller turns every 2 s, the units roll every 20 s.
-"$bin/meter-camsim" --port 0 --rate-per-hour 180 --write-setup "$demo/camera" \
+# 150 kWh per hour: the last roller turns every 2.4 s, the units roll every 24 s.
+"$bin/meter-camsim" --port 0 --rate-per-hour 150 --write-setup "$demo/camera" \
     --duration $((seconds + 30)) >"$demo/camsim.log" 2>&1 &
 camsim=$!
 trap 'kill "$camsim" 2>/dev/null || true' EXIT

@@ -78,11 +78,13 @@ fn errors(rule: Rule, noise: i64) -> (usize, usize) {
 fn odometer_beats_the_floor_or_round_baseline() {
     let (odo, total) = errors(Rule::Odometer, 1);
     let (base, _) = errors(Rule::FloorOrRound, 1);
+    eprintln!("one tenth of noise: odometer {odo} of {total} wrong, floor-or-round {base}");
     assert_eq!(odo, 0, "odometer: {odo} of {total} wrong");
     assert!(base > total / 100, "baseline: {base} of {total} wrong");
     // Two tenths of noise on every roller: still never wrong by more than it.
     let (odo2, total2) = errors(Rule::Odometer, 2);
     let (base2, _) = errors(Rule::FloorOrRound, 2);
+    eprintln!("two tenths of noise: odometer {odo2} of {total2} wrong, floor-or-round {base2}");
     assert_eq!(odo2, 0, "odometer: {odo2} of {total2} wrong at 0.2");
     assert!(base2 > base, "baseline: {base2} of {total2} wrong at 0.2");
 }
