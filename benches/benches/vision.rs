@@ -1,0 +1,110 @@
+//! meter-vision on one thread: JPEG decode, alignment with two marks in a
+//! ±20 px window, crop and resize of 8 digits. Issue 3's bar: the whole
+//! chain <= 8 ms per 640x480 frame.
+//!
+//! `cargo bench -p meter-benches --bench vision`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use image::codecs::jpeg::JpegEncoder;
+use meter_synth::{FrameParams, MeterLayout};
+use meter_vision::{
+    aligned_frame, decode_jpeg, extract_digits, Aligner, Mark, Pipeline, Regions, Resample,
+};
+
+/// The default synthetic meter with eight digits instead of six.
+fn layout() -> MeterLayout {
+    MeterLayout {
+        digits: (0..8).map(|i| [120 + i * 50, 200, 40, 64]).collect(),
+        ..MeterLayout::default()
+    }
+}
+
+fn jpeg_frame(layout: &MeterLayout) -> Vec<u8> {
+    let shot = layout.render(&FrameParams {
+        counter: 1_234_567.8,
+        rotation_deg: 0.8,
+        shift: (9.0, -6.0),
+        noise: 4.0,
+        hotspot: Some(((300.0, 150.0), 60.0, 90.0)),
+        seed: 3,
+    });
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&shot.image)
+        .expect("encodes");
+    out
+}
+
+fn aligner(layout: &MeterLayout, max_rotation_deg: f64) -> Aligner {
+    let mut b = Aligner::builder()
+        .search_radius(20)
+        .max_rotation_deg(max_rotation_deg);
+    for (k, m) in layout.marks.iter().enumerate() {
+        b = b.mark(Mark {
+            template: image::imageops::grayscale(&layout.mark_template(k).expect("mark")),
+            x: m[0].into(),
+            y: m[1].into(),
+        });
+    }
+    b.build().expect("aligner")
+}
+
+fn vision(c: &mut Criterion) {
+    let layout = layout();
+    let jpeg = jpeg_frame(&layout);
+    let image = decode_jpeg(&jpeg, "bench").expect("decodes");
+    let regions = Regions::Boxes(layout.digits.clone());
+    let al = aligner(&layout, 5.0);
+    let alignment = al.align(&image).expect("aligns");
+
+    let mut g = c.benchmark_group("vision");
+    g.sample_size(40);
+    g.bench_function("decode_jpeg_640x480", |b| {
+        b.iter(|| decode_jpeg(black_box(&jpeg), "bench").expect("decodes"))
+    });
+    g.bench_function("align_2marks_r20_rot5", |b| {
+        b.iter(|| al.align(black_box(&image)).expect("aligns"))
+    });
+    let al_norot = aligner(&layout, 0.0);
+    g.bench_function("align_2marks_r20_rot0", |b| {
+        b.iter(|| al_norot.align(black_box(&image)).expect("aligns"))
+    });
+    g.bench_function("extract_8digits_20x32_area", |b| {
+        b.iter(|| {
+            extract_digits(
+                black_box(&image),
+                &alignment,
+                &regions,
+                (20, 32),
+                Resample::Area,
+            )
+            .expect("crops")
+        })
+    });
+    g.bench_function("aligned_frame_640x480 (set-up only)", |b| {
+        b.iter(|| aligned_frame(black_box(&image), &alignment))
+    });
+    for (name, max_rot) in [("rot5", 5.0), ("rot0", 0.0)] {
+        let pipeline = Pipeline::builder()
+            .aligner(aligner(&layout, max_rot))
+            .regions(regions.clone())
+            .digit_size(20, 32)
+            .build()
+            .expect("pipeline");
+        g.bench_function(format!("jpeg_to_8_digits_640x480_{name}"), |b| {
+            b.iter(|| {
+                let out = pipeline
+                    .process_jpeg(black_box(&jpeg), "bench")
+                    .expect("processes");
+                assert_eq!(out.digits.len(), 8);
+                out
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, vision);
+criterion_main!(benches);
