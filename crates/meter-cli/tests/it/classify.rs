@@ -239,3 +239,64 @@ fn tmux_shows_the_picture_and_prompt_files_answers_and_undoes() {
     assert!(end.contains("filed 2, skipped 0, undone 2"), "{end}");
     assert_eq!(label_counts(&dataset), counts(&[("3.7", 1), ("8.0", 1)]));
 }
+
+#[test]
+fn unsure_crops_of_predict_are_labelled_and_moved() {
+    let m = frames_meter(&[123.4]);
+    // Nothing is ever confident enough: every reading is unsure.
+    let text = std::fs::read_to_string(&m.config).unwrap();
+    std::fs::write(
+        &m.config,
+        format!("[model]\nmin_confidence = 0.99999\n\n{text}"),
+    )
+    .unwrap();
+    let frame = m.frames.join("frame000.jpg");
+    let o = crate::helpers::run(&["predict", "--config", s(&m.config), "--frame", s(&frame)]);
+    assert_eq!(o.status.code(), Some(2), "{}", crate::helpers::stderr(&o));
+    let unsure = m.dir.path().join("unsure");
+    let queued = || std::fs::read_dir(&unsure).unwrap().flatten().count();
+    assert_eq!(queued(), 6, "one crop per digit");
+    let mut child = meter()
+        .args(["classify", "--config", s(&m.config), "--unsure"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"0\n1\n2\nq\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("filed 3, skipped 0, undone 0, left 3"),
+        "{out}"
+    );
+    // Moved, not copied: three left in the queue, three in the dataset.
+    assert_eq!(queued(), 3);
+    assert_eq!(
+        label_counts(&m.dir.path().join("dataset")),
+        counts(&[("0.0", 1), ("1.0", 1), ("2.0", 1)])
+    );
+    // The screen showed the crop among its frame's other digits.
+    assert!(out.contains("unsure camsim-"), "{out}");
+}
+
+#[test]
+fn a_missing_frames_folder_is_an_error_naming_it() {
+    let m = frames_meter(&[1.0]);
+    let missing = m.dir.path().join("nowhere");
+    crate::helpers::assert_error(
+        &crate::helpers::run(&[
+            "classify",
+            "--config",
+            s(&m.config),
+            "--frames",
+            s(&missing),
+        ]),
+        &["nowhere"],
+    );
+}
