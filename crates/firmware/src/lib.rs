@@ -57,11 +57,13 @@
 //! ```
 #![deny(missing_docs)]
 
+mod api;
 pub mod camsim;
 mod error;
 mod led;
 mod settings;
 
+pub use api::{percent_encode, CameraRequest, Query};
 pub use error::{ControlError, FirmwareError, SimError, TruthError};
 pub use led::{FlashConfig, FlashConfigBuilder, FlashLed, LedAction, LedEvent, LedPhase, LedStep};
 pub use settings::{ControlVar, FrameSize, SensorSettings};

@@ -19,6 +19,7 @@ use super::setup::{layout_json, write_setup, SetupFiles};
 use super::source::Source;
 use super::truth::{FrameTruth, HEADER_FILE, HEADER_FLASH};
 use super::{FaultKind, FaultSpec, SimConfig};
+use crate::api::{CameraRequest, Query};
 use crate::led::{FlashConfig, FlashLed, LedAction, LedEvent};
 use crate::settings::SensorSettings;
 use crate::SimError;
@@ -303,102 +304,50 @@ fn json(body: String) -> Response<Cursor<Vec<u8>>> {
         .with_header(header("Access-Control-Allow-Origin", "*"))
 }
 
-/// Splits `/path?a=1&b=x` into the path and decoded query pairs.
-pub(crate) fn parse_url(url: &str) -> (&str, Vec<(String, String)>) {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let pairs = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect();
-    (path, pairs)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
-}
-
-fn query<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 fn handle(shared: &Shared, req: Request) {
     if *req.method() != Method::Get && *req.method() != Method::Head {
         let _ = req.respond(text(405, "only GET is supported\n"));
         return;
     }
     let url = req.url().to_owned();
-    let (path, pairs) = parse_url(&url);
-    let result = match path {
-        "/capture" => return capture(shared, req),
-        "/status" => req.respond(json(shared.lock().settings.to_json())),
-        "/control" => req.respond(control(shared, &pairs)),
-        "/layout" => match shared.source.layout() {
-            Some((layout, decimals)) => {
-                let rotate = rotation_of(&shared.lock().settings);
-                req.respond(json(layout_json(layout, decimals, rotate)))
+    let result = match CameraRequest::parse(&url) {
+        Ok(Some(CameraRequest::Capture)) => return capture(shared, req),
+        Ok(Some(CameraRequest::Status)) => req.respond(json(shared.lock().settings.to_json())),
+        Ok(Some(CameraRequest::Control { var, val })) => {
+            let applied = shared.lock().settings.apply(&var, &val);
+            req.respond(match applied {
+                Ok(_) => text(200, ""),
+                Err(e) => text(e.http_status(), format!("{e}\n")),
+            })
+        }
+        Err(e) => req.respond(text(e.http_status(), format!("{e}\n"))),
+        Ok(None) => {
+            let q = Query::parse(&url);
+            match q.path() {
+                "/layout" => match shared.source.layout() {
+                    Some((layout, decimals)) => {
+                        let rotate = rotation_of(&shared.lock().settings);
+                        req.respond(json(layout_json(layout, decimals, rotate)))
+                    }
+                    None => req.respond(text(404, "a folder source has no layout\n")),
+                },
+                "/fault" => req.respond(fault(shared, &q)),
+                "/" => req.respond(text(
+                    200,
+                    "meter-camsim: GET /capture /status /control?var=&val= /layout \
+                     /fault?kind=truncate|slow|error500|timeout|clear&count=N&delay_ms=MS\n",
+                )),
+                path => req.respond(text(404, format!("no such endpoint: {path}\n"))),
             }
-            None => req.respond(text(404, "a folder source has no layout\n")),
-        },
-        "/fault" => req.respond(fault(shared, &pairs)),
-        "/" => req.respond(text(
-            200,
-            "meter-camsim: GET /capture /status /control?var=&val= /layout \
-             /fault?kind=truncate|slow|error500|timeout|clear&count=N&delay_ms=MS\n",
-        )),
-        _ => req.respond(text(404, format!("no such endpoint: {path}\n"))),
+        }
     };
     if let Err(e) = result {
         log::debug!("{url}: client went away: {e}");
     }
 }
 
-fn control(shared: &Shared, pairs: &[(String, String)]) -> Response<Cursor<Vec<u8>>> {
-    use crate::ControlError;
-    let (Some(var), Some(val)) = (query(pairs, "var"), query(pairs, "val")) else {
-        let name = if query(pairs, "var").is_none() {
-            "var"
-        } else {
-            "val"
-        };
-        let e = ControlError::MissingParameter { name };
-        return text(e.http_status(), format!("{e}\n"));
-    };
-    match shared.lock().settings.apply(var, val) {
-        Ok(_) => text(200, ""),
-        Err(e) => text(e.http_status(), format!("{e}\n")),
-    }
-}
-
-fn fault(shared: &Shared, pairs: &[(String, String)]) -> Response<Cursor<Vec<u8>>> {
-    let Some(kind) = query(pairs, "kind") else {
+fn fault(shared: &Shared, pairs: &Query) -> Response<Cursor<Vec<u8>>> {
+    let Some(kind) = pairs.get("kind") else {
         return text(400, "missing query parameter \"kind\"\n");
     };
     if kind == "clear" {
@@ -411,7 +360,7 @@ fn fault(shared: &Shared, pairs: &[(String, String)]) -> Response<Cursor<Vec<u8>
             format!("unknown fault kind {kind:?}: expected truncate, slow, error500, timeout or clear\n"),
         );
     };
-    let count = match query(pairs, "count").map(str::parse::<u32>) {
+    let count = match pairs.get("count").map(str::parse::<u32>) {
         None => 1,
         Some(Ok(n)) if (1..=MAX_FAULT_COUNT).contains(&n) => n,
         Some(_) => {
@@ -421,7 +370,7 @@ fn fault(shared: &Shared, pairs: &[(String, String)]) -> Response<Cursor<Vec<u8>
             )
         }
     };
-    let delay = match query(pairs, "delay_ms").map(str::parse::<u64>) {
+    let delay = match pairs.get("delay_ms").map(str::parse::<u64>) {
         None => None,
         Some(Ok(ms)) if ms <= 3_600_000 => Some(Duration::from_millis(ms)),
         Some(_) => return text(400, "delay_ms must be an integer in 0..=3600000\n"),
@@ -612,22 +561,4 @@ fn respond_in_one_write(
     let mut w = req.into_writer();
     w.write_all(&out)?;
     w.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_parsing() {
-        let (p, q) = parse_url("/control?var=led_intensity&val=12%33&x=a+b&flag");
-        assert_eq!(p, "/control");
-        assert_eq!(query(&q, "var"), Some("led_intensity"));
-        assert_eq!(query(&q, "val"), Some("123"));
-        assert_eq!(query(&q, "x"), Some("a b"));
-        assert_eq!(query(&q, "flag"), Some(""));
-        let (_, q) = parse_url("/f?a=%4&b=%");
-        assert_eq!(query(&q, "a"), Some("%4"));
-        assert_eq!(query(&q, "b"), Some("%"));
-    }
 }

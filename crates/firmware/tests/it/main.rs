@@ -1,7 +1,9 @@
 //! Integration tests of the firmware crate: the simulator over real HTTP on
 //! loopback, and properties of the flash-LED state machine.
 
+mod api;
 mod capture;
+mod cli;
 mod faults;
 mod led;
 mod setup;
