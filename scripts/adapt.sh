@@ -79,7 +79,7 @@ echo "X (shipped model on all $n_all images of $SOURCE): exact $x_all%, within 0
 
 start=$(date +%s.%N)
 set +e
-"$METER" retrain --config "$WORK/user/meter.toml" --threads 2 --replay "$WORK/replay" ${REPLAY_COUNT:+--replay-count "$REPLAY_COUNT"}
+RUST_LOG=info "$METER" retrain --config "$WORK/user/meter.toml" --threads 2 --replay "$WORK/replay" ${REPLAY_COUNT:+--replay-count "$REPLAY_COUNT"}
 rc=$?
 set -e
 secs=$(python3 -c "print(f'{$(date +%s.%N) - $start:.0f}')")

@@ -74,37 +74,97 @@ pub fn is_validation(img: &image::RgbImage) -> bool {
     image_hash(img).is_multiple_of(VALIDATION_EVERY)
 }
 
-/// Runs the command.
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    if let Some(n) = args.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+/// How to retrain (the command's flags; `Default` for `meter run`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Epochs; `None`: about [`TARGET_STEPS`] optimiser steps.
+    pub epochs: Option<usize>,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Seed.
+    pub seed: u64,
+    /// A model to judge instead of training one.
+    pub candidate: Option<PathBuf>,
+    /// General images mixed into training.
+    pub replay: Option<PathBuf>,
+    /// How many of them.
+    pub replay_count: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            epochs: None,
+            lr: 5e-4,
+            seed: 1,
+            candidate: None,
+            replay: None,
+            replay_count: 400,
+        }
     }
-    let cfg = ResolvedConfig::load(&args.config)?;
+}
+
+/// What a retrain decided.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// The schedule says not yet (why).
+    NotDue(String),
+    /// The candidate became version `version`.
+    Promoted {
+        /// Its number.
+        version: u32,
+        /// Its file.
+        path: PathBuf,
+        /// The version it replaced.
+        parent: u32,
+        /// The replaced version's score on the validation images.
+        current: Score,
+        /// The candidate's score.
+        candidate: Score,
+    },
+    /// The candidate was worse: nothing changed.
+    Refused {
+        /// The version kept.
+        parent: u32,
+        /// Its score on the validation images.
+        current: Score,
+        /// The candidate's score.
+        candidate: Score,
+    },
+}
+
+/// Fine-tunes the current model on `cfg`'s dataset (or judges
+/// `settings.candidate`), compares it with the current model on the fixed
+/// validation part and promotes it when not worse. With `if_due`, does
+/// nothing unless the `[retrain]` schedule says enough new images arrived
+/// (`meter run` calls it so).
+pub fn retrain(
+    cfg: &ResolvedConfig,
+    settings: &Settings,
+    if_due: bool,
+) -> anyhow::Result<Decision> {
     let mut reg = Registry::load(&cfg.models_dir)?;
     let dataset_images = registry::count_dataset_images(&cfg.dataset_dir)?;
     let now = OffsetDateTime::now_utc();
-    if args.if_due {
+    if if_due {
         let schedule = cfg.retrain.as_ref().with_context(|| {
             format!(
-                "--if-due: config {} has no [retrain] table",
+                "retraining on schedule: config {} has no [retrain] table",
                 cfg.path.display()
             )
         })?;
         match registry::retrain_due(schedule, reg.last_attempt.as_ref(), dataset_images, now) {
-            Some(why) => eprintln!("retraining: {why}"),
+            Some(why) => log::info!("retraining: {why}"),
             None => {
-                eprintln!(
-                    "no retrain due ({dataset_images} images; threshold {} new, at most every {:?})",
+                return Ok(Decision::NotDue(format!(
+                    "{dataset_images} images; threshold {} new, at most every {:?}",
                     schedule.after_new_images, schedule.min_interval
-                );
-                return Ok(Outcome::Done);
+                )))
             }
         }
     }
-    let started = Instant::now();
     let parent = reg.current_version();
-    let current = registry::load_current_model(&cfg)?;
+    let current = registry::load_current_model(cfg)?;
     let data = Dataset::load(&cfg.dataset_dir, current.input_size())
         .with_context(|| format!("dataset_dir {}", cfg.dataset_dir.display()))?;
     for p in &data.problems {
@@ -114,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .samples
         .into_iter()
         .partition(|s| is_validation(&s.image));
-    let (val, train) = (
+    let (val, mut train) = (
         Dataset {
             samples: val,
             problems: Vec::new(),
@@ -133,23 +193,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         train.len(),
         val.len()
     );
-    eprintln!(
+    log::info!(
         "dataset {}: {} training, {} validation images; current model: {}",
         cfg.dataset_dir.display(),
         train.len(),
         val.len(),
         version_name(parent)
     );
-    let mut train = train;
     let user_images = train.len();
-    if let Some(dir) = &args.replay {
+    if let Some(dir) = &settings.replay {
         let mut extra = Dataset::load(dir, current.input_size())
-            .with_context(|| format!("--replay {}", dir.display()))?;
-        extra.subsample(args.replay_count, args.seed);
+            .with_context(|| format!("replay data {}", dir.display()))?;
+        extra.subsample(settings.replay_count, settings.seed);
         // The user's meter stays at least half of what is seen: its images
         // are repeated (augmentation makes each pass differ).
         let repeats = extra.len().div_ceil(user_images).clamp(1, 8);
-        eprintln!(
+        log::info!(
             "mixing in {} images from {} (the {user_images} of the dataset {repeats} times each)",
             extra.len(),
             dir.display()
@@ -160,21 +219,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         train.samples.extend(extra.samples);
     }
-    let (candidate, train_seconds) = match &args.candidate {
+    let (candidate, train_seconds) = match &settings.candidate {
         Some(p) => (
-            DigitModel::load(p).with_context(|| format!("--candidate {}", p.display()))?,
+            DigitModel::load(p).with_context(|| format!("candidate {}", p.display()))?,
             0.0,
         ),
-        None => fine_tune(&current, parent, &train, &args)?,
+        None => fine_tune(&current, parent, &train, settings)?,
     };
     let cur_score = Score::from(&evaluate(&current, &val)?);
     let cand_score = Score::from(&evaluate(&candidate, &val)?);
-    println!(
-        "current   {}: {}",
-        version_name(parent),
-        cur_score.describe()
-    );
-    println!("candidate    : {}", cand_score.describe());
     let promote = cand_score.not_worse_than(&cur_score);
     reg.last_attempt = Some(Attempt {
         time: now,
@@ -183,11 +236,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     });
     if !promote {
         reg.save(&cfg.models_dir)?;
-        println!(
-            "refused: the candidate is worse than {} on the validation images; keeping it",
-            version_name(parent)
-        );
-        return Ok(Outcome::NotStored);
+        return Ok(Decision::Refused {
+            parent,
+            current: cur_score,
+            candidate: cand_score,
+        });
     }
     let n = reg.next_version();
     let file = registry::version_file(n);
@@ -209,12 +262,68 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     });
     reg.current = Some(n);
     reg.save(&cfg.models_dir)?;
-    println!(
-        "promoted: v{n} ({}) is now current ({:.0} s); `meter model use {parent}` rolls back",
-        path.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(Outcome::Done)
+    Ok(Decision::Promoted {
+        version: n,
+        path,
+        parent,
+        current: cur_score,
+        candidate: cand_score,
+    })
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    if let Some(n) = args.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    let cfg = ResolvedConfig::load(&args.config)?;
+    let settings = Settings {
+        epochs: args.epochs,
+        lr: args.lr,
+        seed: args.seed,
+        candidate: args.candidate.clone(),
+        replay: args.replay.clone(),
+        replay_count: args.replay_count,
+    };
+    let started = Instant::now();
+    let scores = |parent: u32, current: &Score, candidate: &Score| {
+        println!("current   {}: {}", version_name(parent), current.describe());
+        println!("candidate    : {}", candidate.describe());
+    };
+    match retrain(&cfg, &settings, args.if_due)? {
+        Decision::NotDue(why) => {
+            eprintln!("no retrain due ({why})");
+            Ok(Outcome::Done)
+        }
+        Decision::Refused {
+            parent,
+            current,
+            candidate,
+        } => {
+            scores(parent, &current, &candidate);
+            println!(
+                "refused: the candidate is worse than {} on the validation images; keeping it",
+                version_name(parent)
+            );
+            Ok(Outcome::NotStored)
+        }
+        Decision::Promoted {
+            version,
+            path,
+            parent,
+            current,
+            candidate,
+        } => {
+            scores(parent, &current, &candidate);
+            println!(
+                "promoted: v{version} ({}) is now current ({:.0} s); `meter model use {parent}` rolls back",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(Outcome::Done)
+        }
+    }
 }
 
 fn version_name(v: u32) -> String {
@@ -229,7 +338,7 @@ fn fine_tune(
     current: &DigitModel,
     parent: u32,
     train: &Dataset,
-    args: &Args,
+    args: &Settings,
 ) -> anyhow::Result<(DigitModel, f64)> {
     let batch = BATCH.min(train.len());
     let batches = (train.len() / batch).max(1);
@@ -248,14 +357,16 @@ fn fine_tune(
     let started = Instant::now();
     let outcome = meter_model::train(train, &cfg, &mut |ev| {
         if let TrainEvent::Epoch(s) = ev {
-            eprintln!(
+            log::info!(
                 "epoch {:>2}/{epochs}: loss {:.4} ({:.1}s)",
-                s.epoch, s.train_loss, s.seconds
+                s.epoch,
+                s.train_loss,
+                s.seconds
             );
         }
     })?;
     let secs = started.elapsed().as_secs_f64();
-    eprintln!(
+    log::info!(
         "trained {epochs} epochs on {} images in {secs:.0} s",
         train.len()
     );
