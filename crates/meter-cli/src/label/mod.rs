@@ -666,13 +666,7 @@ impl<W: Write> Session<W> {
             _ => String::new(),
         };
         s += &format!("answer> {typed}{nl}");
-        if let Some(d) = self.done.last().filter(|_| !self.typing_tenth) {
-            let what = match &d.action {
-                Action::Filed { label, .. } => format!("filed as {label}"),
-                Action::Skipped => "skipped".into(),
-            };
-            s += &format!("last: {} {what}{nl}", self.items[d.idx].origin.describe());
-        } else if let Some(p) = self.pending.filter(|_| !self.typing_tenth) {
+        if let Some(p) = self.pending.filter(|_| !self.typing_tenth) {
             s += &format!(
                 "last: {} -> {}{}{nl}",
                 self.items[p.idx].origin.describe(),
@@ -683,6 +677,12 @@ impl<W: Write> Session<W> {
                     ""
                 }
             );
+        } else if let Some(d) = self.done.last().filter(|_| !self.typing_tenth) {
+            let what = match &d.action {
+                Action::Filed { label, .. } => format!("filed as {label}"),
+                Action::Skipped => "skipped".into(),
+            };
+            s += &format!("last: {} {what}{nl}", self.items[d.idx].origin.describe());
         } else {
             s += nl;
         }

@@ -166,10 +166,17 @@ impl Tmux {
             if screen.contains(text) {
                 return screen;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "{text:?} never appeared; screen:\n{screen}"
-            );
+            if start.elapsed() > Duration::from_secs(30) {
+                let plain = self
+                    .cmd()
+                    .args(["capture-pane", "-p", "-t", "label"])
+                    .output()
+                    .unwrap();
+                panic!(
+                    "{text:?} never appeared; screen:\n{}",
+                    String::from_utf8_lossy(&plain.stdout)
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -232,12 +239,22 @@ fn tmux_shows_the_picture_and_prompt_files_answers_and_undoes() {
     tmux.keys(&["u"]);
     tmux.wait_for("undone: 5.0");
     assert_eq!(label_counts(&dataset), counts(&[("3.7", 1)]));
-    // #2 again as 8 (Enter would accept the guess), then quit.
-    tmux.keys(&["8", "q"]);
+    // #2 again as 8; Enter accepts the guesses for the other ten.
+    tmux.keys(&["8"]);
+    tmux.wait_for("-> 8.0");
+    assert_eq!(label_counts(&dataset), counts(&[("3.7", 1)]));
+    tmux.keys(&["Enter"; 10]);
+    tmux.wait_for("all 12 images answered");
+    tmux.keys(&["q"]);
     let end = tmux.wait_for("EXITED");
     assert!(end.contains("EXITED 0"), "{end}");
-    assert!(end.contains("filed 2, skipped 0, undone 2"), "{end}");
-    assert_eq!(label_counts(&dataset), counts(&[("3.7", 1), ("8.0", 1)]));
+    assert!(
+        end.contains("filed 12, skipped 0, undone 2, left 0"),
+        "{end}"
+    );
+    let filed = label_counts(&dataset);
+    assert_eq!(filed.iter().map(|c| c.1).sum::<usize>(), 12, "{filed:?}");
+    assert!(filed.contains(&("3.7".to_owned(), 1)), "{filed:?}");
 }
 
 #[test]
