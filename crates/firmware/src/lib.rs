@@ -15,6 +15,9 @@
 //! | `GET /status` | `200`, `application/json`: the sensor settings, see [`SensorSettings`] (`{"xclk":20,"pixformat":4,"framesize":8,"quality":12,"brightness":0,...,"led_intensity":0}`). |
 //! | `GET /control?var=NAME&val=V` | `200` with an empty body when set; `404` when `var` or `val` is missing; `500` when `NAME` is unknown, `V` is not a decimal integer or is outside the variable's range ([`ControlVar::range`]); the body then says why. Nothing changes on error. |
 //!
+//! [`CameraRequest`] parses these targets (device, simulator) and writes
+//! them (clients): `CameraRequest::Control { var, val }.target()`.
+//!
 //! Flash: there is no per-request flash parameter (the firmware has none).
 //! A client sets `GET /control?var=led_intensity&val=0..255` once (0 = no
 //! flash) and every capture after uses it. Frame size (`framesize`, see
@@ -44,6 +47,10 @@
 //!   answer at all; after `delay_ms` (default 30 s) the response is
 //!   abandoned. `kind=clear` drops the queue. Answers
 //!   `{"queued":N,"pending":M}`; bad parameters get `400`.
+//!
+//! The flash sequence around a grab, and its safety limit, is the pure
+//! state machine [`FlashLed`]; the simulator drives one per capture and
+//! never leaves the LED on after a fault (see [`camsim::Server::leds_on`]).
 //!
 //! # Example
 //!

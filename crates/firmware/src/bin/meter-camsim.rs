@@ -50,7 +50,8 @@ struct Args {
     /// No flash reflection.
     #[arg(long)]
     no_hotspot: bool,
-    /// Take digits from photos in DIR/<label>/ (e.g. ../shared/data/meter-digits).
+    /// Take digits from photos in DIR/LABEL/, LABEL being 0.0 .. 9.9 (e.g.
+    /// ../shared/data/meter-digits).
     #[arg(long, value_name = "DIR")]
     digit_crops: Option<PathBuf>,
     /// Only crops whose file name contains this text.

@@ -15,13 +15,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tiny_http::{Header, Method, Request, Response};
 
-use super::setup::{layout_json, write_setup, SetupFiles};
+use super::setup::{layout_json, scaled_layout, write_setup_at, SetupFiles};
 use super::source::Source;
 use super::truth::{FrameTruth, HEADER_FILE, HEADER_FLASH};
 use super::{FaultKind, FaultSpec, SimConfig};
 use crate::api::{CameraRequest, Query};
 use crate::led::{FlashConfig, FlashLed, LedAction, LedEvent};
-use crate::settings::SensorSettings;
+use crate::settings::{FrameSize, SensorSettings};
 use crate::SimError;
 
 /// Most faults one `/fault` request may queue.
@@ -46,6 +46,9 @@ struct Shared {
     state: Mutex<State>,
     source: Source,
     started: Instant,
+    /// The frame size at start: frames are served at their own size until
+    /// `framesize` changes, then resized to it.
+    native_framesize: u8,
     flash_warmup: Duration,
     slow_delay: Duration,
     timeout_hold: Duration,
@@ -77,6 +80,15 @@ impl Server {
             return Err(SimError::NotLoopback { addr: config.addr });
         }
         let source = Source::prepare(&config.source)?;
+        let mut settings = config.settings;
+        // The camera starts at the frame size the meter is drawn at, when
+        // the sensor has one of that size.
+        if let Some((layout, _)) = source.layout() {
+            if let Some(fs) = FrameSize::for_dimensions(layout.width, layout.height) {
+                settings.framesize = fs.index();
+            }
+        }
+        let native_framesize = settings.framesize;
         let http = tiny_http::Server::http(config.addr).map_err(|e| SimError::Bind {
             addr: config.addr,
             reason: e.to_string(),
@@ -88,12 +100,13 @@ impl Server {
         let http = Arc::new(http);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                settings: config.settings,
+                settings,
                 next_seq: 0,
                 faults: config.faults.into_iter().collect(),
             }),
             source,
             started: Instant::now(),
+            native_framesize,
             flash_warmup: config.flash_warmup,
             slow_delay: config.slow_delay,
             timeout_hold: config.timeout_hold,
@@ -137,10 +150,15 @@ impl Server {
         format!("{}/capture", self.url())
     }
 
-    /// The synthetic meter's layout (aligned-frame coordinates) and number
-    /// of decimals; `None` for a folder source.
+    /// The synthetic meter's layout in aligned-frame pixels of the frames
+    /// served now (scaled when `framesize` was changed from the start-up
+    /// size) and its number of decimals; `None` for a folder source.
     pub fn layout(&self) -> Option<(MeterLayout, u32)> {
-        self.shared.source.layout().map(|(l, d)| (l.clone(), d))
+        let out = self.shared.out_size(&self.settings());
+        self.shared
+            .source
+            .layout()
+            .map(|(l, d)| (scaled_layout(l, out), d))
     }
 
     /// The camera settings now.
@@ -182,6 +200,7 @@ impl Server {
             self.shared.started.elapsed(),
             &settings,
             settings.led_intensity,
+            self.shared.out_size(&settings),
         )?;
         Ok(CapturedFrame {
             jpeg: frame.jpeg,
@@ -193,12 +212,19 @@ impl Server {
     /// layout JSON and a meter config snippet pointing at this server into
     /// `dir` (see [`write_setup`]).
     pub fn write_setup(&self, dir: &Path) -> Result<SetupFiles, SimError> {
-        let (layout, decimals) = self.layout().ok_or(SimError::InvalidConfig {
+        let (layout, decimals) = self.shared.source.layout().ok_or(SimError::InvalidConfig {
             field: "source",
             reason: "a folder source has no layout".into(),
         })?;
         let s = self.settings();
-        write_setup(dir, &layout, decimals, &self.capture_url(), rotation_of(&s))
+        write_setup_at(
+            dir,
+            layout,
+            decimals,
+            &self.capture_url(),
+            rotation_of(&s),
+            self.shared.out_size(&s),
+        )
     }
 
     /// Stops accepting, wakes held requests and waits for the acceptor.
@@ -239,6 +265,11 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking handler must not take the simulator down with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The size to resize frames to under `settings`, if any.
+    fn out_size(&self, settings: &SensorSettings) -> Option<(u32, u32)> {
+        (settings.framesize != self.native_framesize).then(|| settings.frame_size().dimensions())
     }
 
     fn is_stopping(&self) -> bool {
@@ -326,8 +357,10 @@ fn handle(shared: &Shared, req: Request) {
             match q.path() {
                 "/layout" => match shared.source.layout() {
                     Some((layout, decimals)) => {
-                        let rotate = rotation_of(&shared.lock().settings);
-                        req.respond(json(layout_json(layout, decimals, rotate)))
+                        let settings = shared.lock().settings.clone();
+                        let layout = scaled_layout(layout, shared.out_size(&settings));
+                        let rotate = rotation_of(&settings);
+                        req.respond(json(layout_json(&layout, decimals, rotate)))
                     }
                     None => req.respond(text(404, "a folder source has no layout\n")),
                 },
@@ -467,9 +500,13 @@ fn capture(shared: &Shared, req: Request) {
         _ => {}
     }
 
-    let frame = shared
-        .source
-        .frame(seq, shared.started.elapsed(), &settings, duty);
+    let frame = shared.source.frame(
+        seq,
+        shared.started.elapsed(),
+        &settings,
+        duty,
+        shared.out_size(&settings),
+    );
     gauge.set(led.handle(ms(Instant::now()), LedEvent::FrameCaptured).duty);
     drop(gauge);
     let frame = match frame {

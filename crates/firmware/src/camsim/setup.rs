@@ -24,6 +24,12 @@ pub fn layout_json(layout: &MeterLayout, decimals: u32, rotate: Option<u32>) -> 
     .to_string()
 }
 
+fn clamp_box(b: [u32; 4], (w, h): (u32, u32)) -> [u32; 4] {
+    let x = b[0].min(w.saturating_sub(1));
+    let y = b[1].min(h.saturating_sub(1));
+    [x, y, b[2].min(w - x), b[3].min(h - y)]
+}
+
 /// The files [`write_setup`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupFiles {
@@ -47,6 +53,48 @@ pub fn write_setup(
     capture_url: &str,
     rotate: Option<u32>,
 ) -> Result<SetupFiles, SimError> {
+    write_setup_at(dir, layout, decimals, capture_url, rotate, None)
+}
+
+/// The layout as it appears in frames resized to `size` (boxes scaled and
+/// rounded); `None` keeps it.
+pub(crate) fn scaled_layout(layout: &MeterLayout, size: Option<(u32, u32)>) -> MeterLayout {
+    let Some((w, h)) = size else {
+        return layout.clone();
+    };
+    let sx = f64::from(w) / f64::from(layout.width.max(1));
+    let sy = f64::from(h) / f64::from(layout.height.max(1));
+    let scale = |b: &[u32; 4]| {
+        [
+            (f64::from(b[0]) * sx).round() as u32,
+            (f64::from(b[1]) * sy).round() as u32,
+            ((f64::from(b[2]) * sx).round() as u32).max(1),
+            ((f64::from(b[3]) * sy).round() as u32).max(1),
+        ]
+    };
+    MeterLayout {
+        width: w,
+        height: h,
+        digits: layout.digits.iter().map(scale).collect(),
+        marks: layout.marks.iter().map(scale).collect(),
+        style: layout.style.clone(),
+    }
+}
+
+/// [`write_setup`] for frames served resized to `size`.
+pub(crate) fn write_setup_at(
+    dir: &Path,
+    native: &MeterLayout,
+    decimals: u32,
+    capture_url: &str,
+    rotate: Option<u32>,
+    size: Option<(u32, u32)>,
+) -> Result<SetupFiles, SimError> {
+    let layout = &scaled_layout(native, size);
+    let mut aligned = native.render_aligned(0.0);
+    if let Some((w, h)) = size {
+        aligned = image::imageops::resize(&aligned, w, h, image::imageops::FilterType::Triangle);
+    }
     let werr = |path: &Path| {
         let path = path.to_owned();
         move |source| SimError::Write { path, source }
@@ -66,9 +114,11 @@ pub fn write_setup(
     let mut mark_lines = Vec::new();
     for (k, b) in layout.marks.iter().enumerate() {
         let path = dir.join(format!("mark{k}.png"));
-        if let Some(img) = layout.mark_template(k) {
-            save(&img, &path)?;
-        }
+        let b = clamp_box(*b, aligned.dimensions());
+        save(
+            &image::imageops::crop_imm(&aligned, b[0], b[1], b[2], b[3]).to_image(),
+            &path,
+        )?;
         mark_lines.push(format!(
             "  {{ image = {:?}, x = {}, y = {} }},",
             path.display().to_string(),
@@ -78,7 +128,7 @@ pub fn write_setup(
         marks.push(path);
     }
     let reference = dir.join("reference.png");
-    save(&layout.render_aligned(0.0), &reference)?;
+    save(&aligned, &reference)?;
     let layout_path = dir.join("layout.json");
     std::fs::write(&layout_path, layout_json(layout, decimals, rotate) + "\n")
         .map_err(werr(&layout_path))?;

@@ -99,6 +99,7 @@ impl Source {
         elapsed: Duration,
         settings: &SensorSettings,
         flash_duty: u8,
+        out_size: Option<(u32, u32)>,
     ) -> Result<Frame, SimError> {
         match self {
             Self::Folder { files } => {
@@ -138,7 +139,7 @@ impl Source {
                 let Some(variants) = config.variants.filter(|v| *v > 0) else {
                     let (img, truth) =
                         render_synthetic(config, crops.as_ref(), seq, seq, elapsed, flash_duty);
-                    let img = apply_settings(img, settings);
+                    let img = apply_settings(img, settings, out_size);
                     return Ok(Frame {
                         jpeg: encode_jpeg(&img, settings.quality)?,
                         truth: Some(truth),
@@ -163,7 +164,7 @@ impl Source {
                             elapsed,
                             flash_duty,
                         );
-                        let img = apply_settings(img, settings);
+                        let img = apply_settings(img, settings, out_size);
                         let jpeg: Arc<[u8]> = encode_jpeg(&img, settings.quality)?.into();
                         lock(cache).insert(key, (Arc::clone(&jpeg), truth.clone()));
                         (jpeg, truth)
@@ -306,8 +307,9 @@ pub(crate) fn render_synthetic(
     (frame.image, truth)
 }
 
-/// Brightness, contrast, flips and frame size, as the sensor applies them.
-fn apply_settings(mut img: RgbImage, s: &SensorSettings) -> RgbImage {
+/// Brightness, contrast, flips and frame size (`out_size`: resize to it),
+/// as the sensor applies them.
+fn apply_settings(mut img: RgbImage, s: &SensorSettings, out_size: Option<(u32, u32)>) -> RgbImage {
     if s.brightness != 0 || s.contrast != 0 {
         let offset = f32::from(s.brightness) * 20.0;
         let gain = 1.0 + f32::from(s.contrast) * 0.2;
@@ -323,8 +325,7 @@ fn apply_settings(mut img: RgbImage, s: &SensorSettings) -> RgbImage {
     if s.vflip != 0 {
         imageops::flip_vertical_in_place(&mut img);
     }
-    let (w, h) = s.frame_size().dimensions();
-    if img.dimensions() != (w, h) {
+    if let Some((w, h)) = out_size.filter(|d| *d != img.dimensions()) {
         img = imageops::resize(&img, w, h, imageops::FilterType::Triangle);
     }
     img

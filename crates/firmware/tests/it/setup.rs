@@ -37,3 +37,69 @@ fn write_setup_writes_marks_reference_layout_and_config() {
     assert!(std::path::Path::new(mark_path).is_absolute());
     assert!(std::path::Path::new(mark_path).exists());
 }
+
+fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn a_changed_frame_size_scales_frames_layout_and_marks_together() {
+    let sim = start(crate::still_meter(0.0));
+    assert_eq!(
+        get(&format!("{}/control?var=framesize&val=9", sim.url())).status,
+        200
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&get(&format!("{}/layout", sim.url())).body).unwrap();
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(800), Some(600))
+    );
+    let marks: Vec<[u32; 4]> = serde_json::from_value(v["marks"].clone()).unwrap();
+    assert_eq!(marks[0], [80, 80, 40, 40], "64 * 1.25");
+    let (layout, _) = sim.layout().unwrap();
+    assert_eq!(layout.marks, marks);
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = sim.write_setup(dir.path()).unwrap();
+    let frame = image::load_from_memory(&get(&sim.capture_url()).body)
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(frame.dimensions(), (800, 600));
+    for (k, m) in marks.iter().enumerate() {
+        let template = image::open(&files.marks[k]).unwrap().to_rgb8();
+        assert_eq!(template.dimensions(), (m[2], m[3]));
+        let at = |x: u32, y: u32| image::imageops::crop_imm(&frame, x, y, m[2], m[3]).to_image();
+        let here = mean_abs_diff(&template, &at(m[0], m[1]));
+        let off = mean_abs_diff(&template, &at(m[0] + 5, m[1] + 5));
+        assert!(
+            here < 8.0 && here * 3.0 < off,
+            "mark {k}: {here:.1} vs {off:.1}"
+        );
+    }
+}
+
+#[test]
+fn a_layout_of_no_sensor_size_is_served_at_its_own_size() {
+    let layout = MeterLayout {
+        width: 500,
+        height: 400,
+        digits: (0..4).map(|i| [100 + i * 50, 150, 40, 64]).collect(),
+        marks: vec![[20, 20, 32, 32]],
+        ..MeterLayout::default()
+    };
+    let sim = start(SyntheticConfig {
+        layout,
+        ..crate::still_meter(0.0)
+    });
+    let frame = image::load_from_memory(&get(&sim.capture_url()).body).unwrap();
+    assert_eq!((frame.width(), frame.height()), (500, 400));
+    assert_eq!(sim.settings().framesize, 8, "status unchanged");
+}
