@@ -200,7 +200,7 @@ fn tmux_shows_the_picture_and_prompt_files_answers_and_undoes() {
         socket: m.dir.path().join("tmux.sock"),
     };
     let script = format!(
-        "RUST_LOG=warn {} classify --config {} --frames {}; echo EXITED $?; sleep 60",
+        "RUST_LOG=warn '{}' classify --config '{}' --frames '{}'; echo EXITED $?; sleep 60",
         env!("CARGO_BIN_EXE_meter"),
         s(&m.config),
         s(&m.frames)
