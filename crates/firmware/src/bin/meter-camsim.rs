@@ -13,6 +13,7 @@ use firmware::camsim::{
 
 /// Serve simulated meter frames (or a folder of frames) over the ESP32-CAM
 /// HTTP API: GET /capture, /status, /control, plus /layout and /fault.
+/// RUST_LOG=debug logs the true value of every frame served.
 #[derive(Debug, Parser)]
 #[command(name = "meter-camsim", version)]
 struct Args {

@@ -547,7 +547,15 @@ fn capture(shared: &Shared, req: Request) {
         (HEADER_FLASH, duty.to_string()),
     ];
     match &frame.truth {
-        Some(truth) => headers.extend(truth.headers()),
+        Some(truth) => {
+            log::debug!(
+                "frame {seq}: value {} shift {:?} rotation {:.2}",
+                truth.value_text(),
+                truth.shift,
+                truth.rotation_deg
+            );
+            headers.extend(truth.headers());
+        }
         None => headers.push((super::HEADER_SEQ, seq.to_string())),
     }
     if let Some(file) = frame

@@ -486,3 +486,47 @@ fn keep_alive_connection_serves_many_requests() {
     assert_eq!(after.truth().seq, 6);
     decode(&after.body);
 }
+
+/// With the real digit photos (`METER_DIGITS_DIR`, default
+/// `../shared/data/meter-digits` from the repository root), digits are
+/// drawn from them. Skipped (with a note) where the data is absent.
+#[test]
+fn real_digit_crops_when_the_data_is_present() {
+    let dir = std::env::var_os("METER_DIGITS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/data/meter-digits")
+        });
+    if !dir.is_dir() {
+        eprintln!("skipped: no digit data at {}", dir.display());
+        return;
+    }
+    let cfg = SyntheticConfig {
+        digit_crops: Some(dir),
+        ..still_meter(0.37)
+    };
+    let layout = cfg.layout.clone();
+    let sim = start(cfg);
+    for _ in 0..3 {
+        let got = get(&sim.capture_url());
+        let truth = got.truth();
+        let frame = decode(&got.body);
+        assert_eq!(frame.dimensions(), (640, 480));
+        // Photos, not the font: far from the font's rendering of the same position.
+        let far = layout
+            .digits
+            .iter()
+            .zip(&truth.digits)
+            .filter(|(b, t)| {
+                let crop = frame.view(b[0], b[1], b[2], b[3]).to_image();
+                mean_abs_diff(&crop, &render_digit(**t, b[2], b[3], &layout.style)) > 20.0
+            })
+            .count();
+        assert!(
+            far >= 4,
+            "frame {}: only {far} digits differ from the font",
+            truth.seq
+        );
+    }
+}
