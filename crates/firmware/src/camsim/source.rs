@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use image::{imageops, RgbImage};
@@ -29,6 +29,7 @@ pub(crate) enum Source {
         config: Box<SyntheticConfig>,
         crops: Option<DigitCrops>,
         cache: Mutex<FrameCache>,
+        slots: Slots,
     },
     Folder {
         files: Vec<PathBuf>,
@@ -79,6 +80,7 @@ impl Source {
                     config: cfg.clone(),
                     crops,
                     cache: Mutex::new(FrameCache::default()),
+                    slots: Slots::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
                 })
             }
         }
@@ -135,8 +137,10 @@ impl Source {
                 config,
                 crops,
                 cache,
+                slots,
             } => {
                 let Some(variants) = config.variants.filter(|v| *v > 0) else {
+                    let _slot = slots.acquire();
                     let (img, truth) =
                         render_synthetic(config, crops.as_ref(), seq, seq, elapsed, flash_duty);
                     let img = apply_settings(img, settings, out_size);
@@ -156,6 +160,7 @@ impl Source {
                 let (jpeg, mut truth) = match hit {
                     Some(hit) => hit,
                     None => {
+                        let _slot = slots.acquire();
                         let (img, truth) = render_synthetic(
                             config,
                             crops.as_ref(),
@@ -178,6 +183,40 @@ impl Source {
                 })
             }
         }
+    }
+}
+
+/// Bounds the renders running at once to the cores (a burst of requests
+/// queues instead of holding a frame buffer each).
+pub(crate) struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        Self {
+            free: Mutex::new(n.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = lock(&self.free);
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.free) += 1;
+        self.0.freed.notify_one();
     }
 }
 

@@ -530,3 +530,34 @@ fn real_digit_crops_when_the_data_is_present() {
         );
     }
 }
+
+#[test]
+fn concurrent_captures_each_get_their_own_frame() {
+    let sim = start(still_meter(0.1));
+    let url = sim.capture_url();
+    let seqs: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..2)
+                        .map(|_| {
+                            let got = get(&url);
+                            decode(&got.body);
+                            let t = got.truth();
+                            assert_eq!(t.tenths, 123_450 + 10 * t.seq as i64);
+                            t.seq
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..24).collect::<Vec<_>>());
+    assert_eq!(sim.frames_served(), 24);
+}
