@@ -60,11 +60,23 @@ impl Blob {
 pub fn propose_digits(image: &RgbImage, expected: Option<usize>) -> Option<Proposal> {
     let gray = image::imageops::grayscale(image);
     let mut best: Option<(f64, Proposal)> = None;
-    for dark in [true, false] {
-        let ink = threshold(&gray, dark);
+    // Several neighbourhood sizes and margins: thin digits in tight roller
+    // cells merge with the cell borders at some settings and not at others.
+    let h = gray.height();
+    let settings = [
+        (h / 24, 18.0),
+        (h / 48, 18.0),
+        (h / 24, 35.0),
+        (h / 48, 35.0),
+    ];
+    for (dark, (radius, margin)) in [true, false]
+        .into_iter()
+        .flat_map(|d| settings.into_iter().map(move |s| (d, s)))
+    {
+        let ink = threshold(&gray, dark, radius.max(4), margin);
         let blobs = glyph_blobs(&ink);
         for row in rows(&blobs) {
-            let Some(p) = boxes_for_row(&row, dark, &ink, expected) else {
+            let Some(p) = boxes_for_row(&row, dark, &gray, expected) else {
                 continue;
             };
             let score = row_score(&row, &p, expected);
@@ -77,9 +89,9 @@ pub fn propose_digits(image: &RgbImage, expected: Option<usize>) -> Option<Propo
 }
 
 /// Ink where a pixel differs from its neighbourhood mean by a margin.
-fn threshold(gray: &GrayImage, dark: bool) -> GrayImage {
+fn threshold(gray: &GrayImage, dark: bool, radius: u32, margin: f64) -> GrayImage {
     let (w, h) = gray.dimensions();
-    let r = (h / 24).max(4) as i64;
+    let r = i64::from(radius);
     let stride = w as usize + 1;
     let mut integral = vec![0u64; stride * (h as usize + 1)];
     for y in 0..h as usize {
@@ -100,7 +112,7 @@ fn threshold(gray: &GrayImage, dark: bool) -> GrayImage {
         let mean = sum as f64 / ((x1 - x0) * (y1 - y0)) as f64;
         let v = f64::from(gray.get_pixel(x, y)[0]);
         let d = if dark { mean - v } else { v - mean };
-        image::Luma([if d > 18.0 { 255 } else { 0 }])
+        image::Luma([if d > margin { 255 } else { 0 }])
     })
 }
 
@@ -199,59 +211,82 @@ fn regular(row: &[Blob]) -> bool {
     })
 }
 
+/// Refines the pitch by a least-squares line through the glyph centres
+/// against their slot numbers; returns (first centre, pitch).
+fn fit_pitch(row: &[Blob]) -> (f64, f64) {
+    let p0 = pitch_of(row);
+    let c0 = row[0].cx();
+    let ks: Vec<f64> = row.iter().map(|b| ((b.cx() - c0) / p0).round()).collect();
+    let n = row.len() as f64;
+    let (mk, mc) = (
+        ks.iter().sum::<f64>() / n,
+        row.iter().map(Blob::cx).sum::<f64>() / n,
+    );
+    let (mut skk, mut skc) = (0.0, 0.0);
+    for (k, b) in ks.iter().zip(row) {
+        skk += (k - mk) * (k - mk);
+        skc += (k - mk) * (b.cx() - mc);
+    }
+    if skk < 1e-9 {
+        return (c0, p0);
+    }
+    let p = skc / skk;
+    (mc - p * mk, p)
+}
+
 fn boxes_for_row(
     row: &[Blob],
     dark: bool,
-    ink: &GrayImage,
+    gray: &GrayImage,
     expected: Option<usize>,
 ) -> Option<Proposal> {
-    let (fw, fh) = ink.dimensions();
-    let pitch = pitch_of(row);
+    let (fw, fh) = gray.dimensions();
+    let (first, pitch) = fit_pitch(row);
     let mut hs: Vec<f64> = row.iter().map(Blob::h).collect();
     hs.sort_by(f64::total_cmp);
     let glyph_h = hs[hs.len() / 2];
+    // Roller digits sit about one glyph height apart (1.0..1.3 on the meters
+    // seen); much closer are pieces of one glyph or of the roller face.
+    if !(0.7..=2.0).contains(&(pitch / glyph_h)) {
+        return None;
+    }
     let cy = row.iter().map(Blob::cy).sum::<f64>() / row.len() as f64;
-    // Centres at the pitch from the first glyph, gaps filled.
-    let first = row[0].cx();
+    // Centres on the fitted line, gaps filled.
     let last = row[row.len() - 1].cx();
     let n = ((last - first) / pitch).round() as usize + 1;
-    let mut centres: Vec<f64> = (0..n)
-        .map(|k| {
-            let ideal = first + k as f64 * pitch;
-            // Snap to a seen glyph near the ideal position.
-            row.iter()
-                .map(Blob::cx)
-                .find(|c| (c - ideal).abs() < pitch * 0.25)
-                .unwrap_or(ideal)
-        })
-        .collect();
+    let mut centres: Vec<f64> = (0..n).map(|k| first + k as f64 * pitch).collect();
     if let Some(want) = expected {
         // Missing digits at the ends (a rolling digit shows two half
-        // glyphs; leading zeros may be faint): extend on the side with more
-        // ink where the next digit would be.
+        // glyphs; leading zeros may be faint): extend on the side whose next
+        // slot looks most like the digit slots seen (mean grey level), and
+        // not into the meter face around the counter.
         let half_w = pitch * 0.35;
-        let ink_at = |c: f64| -> Option<u32> {
+        let slot_mean = |c: f64| -> Option<f64> {
             let (x0, x1) = (c - half_w, c + half_w);
             let (y0, y1) = (cy - glyph_h * 0.6, cy + glyph_h * 0.6);
             if x0 < 0.0 || y0 < 0.0 || x1 >= f64::from(fw) || y1 >= f64::from(fh) {
                 return None;
             }
-            let mut n = 0;
+            let (mut sum, mut n) = (0u64, 0u64);
             for y in y0 as u32..y1 as u32 {
                 for x in x0 as u32..x1 as u32 {
-                    n += u32::from(ink.get_pixel(x, y)[0] > 0);
+                    sum += u64::from(gray.get_pixel(x, y)[0]);
+                    n += 1;
                 }
             }
-            Some(n)
+            (n > 0).then(|| sum as f64 / n as f64)
         };
+        let mut seen: Vec<f64> = centres.iter().filter_map(|&c| slot_mean(c)).collect();
+        seen.sort_by(f64::total_cmp);
+        let &reference = seen.get(seen.len() / 2)?;
         while centres.len() < want {
             let left = centres[0] - pitch;
             let right = centres[centres.len() - 1] + pitch;
-            match (ink_at(left), ink_at(right)) {
-                (Some(l), Some(r)) if l > r => centres.insert(0, left),
-                (_, Some(_)) => centres.push(right),
-                (Some(_), None) => centres.insert(0, left),
-                (None, None) => break,
+            let diff = |c: f64| slot_mean(c).map(|m| (m - reference).abs());
+            match (diff(left), diff(right)) {
+                (Some(l), r) if l <= 60.0 && r.is_none_or(|r| l < r) => centres.insert(0, left),
+                (_, Some(r)) if r <= 60.0 => centres.push(right),
+                _ => break,
             }
         }
     }

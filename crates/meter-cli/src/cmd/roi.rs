@@ -34,7 +34,8 @@ pub struct Args {
     /// Propose the counter window and digit boxes, print them as config.
     #[arg(long)]
     pub auto: bool,
-    /// With --auto: how many digits the counter has.
+    /// With --auto: how many digits the counter has (recommended: without
+    /// it a rolling or faint digit at either end may be left out).
     #[arg(long)]
     pub digits: Option<usize>,
     /// Initial rotation in degrees (counter-clockwise) when no config is

@@ -1,6 +1,7 @@
 //! Integration tests of meter-vision (one binary; modules share helpers).
 
 mod align;
+mod auto;
 mod camsim;
 mod golden;
 mod helpers;
