@@ -304,10 +304,12 @@ fn accept_loop(http: &tiny_http::Server, shared: &Arc<Shared>) {
                 }
             }
             Err(e) => {
-                if !shared.is_stopping() {
-                    log::error!("accept failed: {e}");
+                if shared.is_stopping() {
+                    break;
                 }
-                break;
+                // A broken client connection must not end the server.
+                log::warn!("accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
             }
         }
         if shared.is_stopping() {
