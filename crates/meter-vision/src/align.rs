@@ -448,6 +448,21 @@ impl Aligner {
                 marks: Vec::new(),
             });
         }
+        for (index, m) in self.marks.iter().enumerate() {
+            let need = (
+                (m.x + m.full.width as f64).ceil().max(0.0) as u32,
+                (m.y + m.full.height as f64).ceil().max(0.0) as u32,
+            );
+            if m.x < 0.0 || m.y < 0.0 || need.0 > aligned_size.0 || need.1 > aligned_size.1 {
+                return Err(VisionError::FrameSize {
+                    got: aligned_size,
+                    index,
+                    x: m.x as f32,
+                    y: m.y as f32,
+                    need,
+                });
+            }
+        }
         let centre = (
             (f64::from(aligned_size.0) - 1.0) / 2.0,
             (f64::from(aligned_size.1) - 1.0) / 2.0,

@@ -119,15 +119,30 @@ pub enum VisionError {
         /// The parser's message.
         message: String,
     },
-    /// A frame has a size the configuration cannot be used with.
-    #[error("{origin}: frame is {got:?}, expected {expected}")]
+    /// A frame is too small for the configured marks: wrong camera
+    /// resolution (`framesize`) for this configuration.
+    #[error(
+        "frame is {got:?}; mark {index} at ({x}, {y}) needs an aligned frame of at least {need:?}"
+    )]
     FrameSize {
-        /// Where the frame came from.
-        origin: String,
-        /// Width and height found.
+        /// Width and height of the aligned frame.
         got: (u32, u32),
-        /// What was expected, in words.
-        expected: String,
+        /// The mark that does not fit.
+        index: usize,
+        /// Its top-left x in the aligned frame.
+        x: f32,
+        /// Its top-left y in the aligned frame.
+        y: f32,
+        /// The smallest aligned frame that holds the mark.
+        need: (u32, u32),
+    },
+    /// The camera client's settings are unusable.
+    #[error("camera {url:?}: {reason}")]
+    InvalidCamera {
+        /// The base URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
     },
     /// A reference mark was not found well enough: alignment failed.
     #[error("alignment failed: mark {index} at ({x}, {y}) matched with score {score:.3}, below the minimum {min_score:.3}")]

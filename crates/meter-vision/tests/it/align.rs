@@ -155,3 +155,27 @@ fn missing_mark_is_an_explicit_error() {
     let far = shot(&layout, 0.0, (60.0, 0.0), 1);
     assert!(aligner.align(&far).is_err());
 }
+
+#[test]
+fn a_frame_too_small_for_the_marks_is_named() {
+    let layout = MeterLayout::default();
+    let aligner = synth_aligner(&layout, 20);
+    let small = image::imageops::resize(
+        &shot(&layout, 0.0, (0.0, 0.0), 1),
+        320,
+        240,
+        image::imageops::FilterType::Triangle,
+    );
+    let err = aligner.align(&small).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            VisionError::FrameSize {
+                got: (320, 240),
+                index: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
