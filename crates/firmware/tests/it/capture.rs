@@ -561,3 +561,32 @@ fn concurrent_captures_each_get_their_own_frame() {
     assert_eq!(sorted, (0..24).collect::<Vec<_>>());
     assert_eq!(sim.frames_served(), 24);
 }
+
+/// Regression: tiny_http wrote the head and the body separately, so with
+/// Nagle's algorithm the body waited for the client's delayed ACK (40 ms a
+/// frame). Now the whole answer leaves in one write: the first read after
+/// the head arrives already holds the start of the JPEG.
+#[test]
+fn head_and_body_arrive_together() {
+    use std::io::{Read, Write};
+    let sim = start(still_meter(0.0));
+    let mut stream = std::net::TcpStream::connect(sim.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /capture HTTP/1.1\r\nHost: camsim\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let n = stream.read(&mut buf).unwrap();
+    let first = &buf[..n];
+    let end = first
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the head arrives in the first read");
+    assert!(
+        first[end + 4..].starts_with(&[0xFF, 0xD8]),
+        "first read: {n} bytes, head {} bytes, no body with it",
+        end + 4
+    );
+}
