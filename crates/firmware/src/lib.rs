@@ -38,7 +38,10 @@
 //!   `X-Frame-File`. [`camsim::FrameTruth::from_headers`] parses them.
 //! - `GET /layout`: JSON `{"width","height","digits":[[x,y,w,h],..],
 //!   "marks":[[x,y,w,h],..],"decimals","rotate"}` in aligned-frame pixels
-//!   (`404` for a folder source).
+//!   of the frames served now (`404` for a folder source). Synthetic frames
+//!   come at the layout's size (`framesize` is set to match at start when
+//!   the sensor has that size); after a `framesize` change they are resized
+//!   and `/layout` scales with them. Folder frames are served as stored.
 //! - `GET /fault?kind=truncate|slow|error500|timeout&count=N&delay_ms=MS`:
 //!   the next `N` (default 1, at most 10000) captures fail that way, after
 //!   any already queued: `truncate` = `200` with the JPEG cut at 30..80%
