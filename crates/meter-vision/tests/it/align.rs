@@ -82,24 +82,21 @@ proptest! {
 }
 
 #[test]
-fn worst_cases_at_window_edge_and_max_rotation() {
-    let mut worst = (0.0f64, 0.0f64);
-    for (k, &(rot, dx, dy)) in [
-        (5.0, 20.0, 20.0),
-        (-5.0, -20.0, 20.0),
-        (5.0, -20.0, -20.0),
-        (-5.0, 20.0, -20.0),
-        (0.0, 0.0, 0.0),
-        (0.3, 0.5, -0.5),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let (p, r) = check_recovery(rot, dx, dy, k as u64).unwrap();
-        worst = (worst.0.max(p), worst.1.max(r));
+fn sweep_up_to_the_window_edge_and_max_rotation() {
+    // A grid over the whole range the bar names: shifts to the window's
+    // edge (±20 px) on both axes, rotations to ±5 degrees.
+    let (mut worst, mut n) = ((0.0f64, 0.0f64), 0);
+    for (r, rot) in [-5.0f32, -2.5, 0.0, 1.3, 5.0].into_iter().enumerate() {
+        for dx in [-20.0f32, -7.5, 0.0, 20.0] {
+            for dy in [-20.0f32, 3.3, 20.0] {
+                let (p, e) = check_recovery(rot, dx, dy, (r * 100) as u64 + n).unwrap();
+                worst = (worst.0.max(p), worst.1.max(e));
+                n += 1;
+            }
+        }
     }
     eprintln!(
-        "worst position error {:.3} px, rotation error {:.3} deg",
+        "alignment sweep over {n} synthetic shots: worst digit-corner error {:.3} px, worst rotation error {:.3} deg",
         worst.0, worst.1
     );
 }
