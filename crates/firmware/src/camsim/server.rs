@@ -210,7 +210,7 @@ impl Server {
 
     /// Writes the reference-mark templates, the aligned reference frame, the
     /// layout JSON and a meter config snippet pointing at this server into
-    /// `dir` (see [`write_setup`]).
+    /// `dir` (see [`super::write_setup`]).
     pub fn write_setup(&self, dir: &Path) -> Result<SetupFiles, SimError> {
         let (layout, decimals) = self.shared.source.layout().ok_or(SimError::InvalidConfig {
             field: "source",
