@@ -79,6 +79,9 @@ struct Args {
     /// KIND one of truncate, slow, error500, timeout. Repeatable.
     #[arg(long, value_name = "KIND[:COUNT]")]
     fault: Vec<String>,
+    /// A standing fault: every N-th capture fails as KIND (e.g. 10:truncate).
+    #[arg(long, value_name = "N:KIND")]
+    fault_every: Option<String>,
     /// Write mark templates, reference frame, layout.json and a meter.toml
     /// pointing at this server into DIR before serving.
     #[arg(long, value_name = "DIR")]
@@ -113,7 +116,24 @@ fn run() -> anyhow::Result<()> {
         let (spec, n) = parse_fault(f)?;
         faults.extend(std::iter::repeat_n(spec, n as usize));
     }
+    let fault_every = match &args.fault_every {
+        None => None,
+        Some(text) => {
+            let (n, kind) = text
+                .split_once(':')
+                .with_context(|| format!("--fault-every {text}: expected N:KIND"))?;
+            let n: u32 =
+                n.parse().ok().filter(|n| *n > 0).with_context(|| {
+                    format!("--fault-every {text}: N must be a positive integer")
+                })?;
+            let kind = FaultKind::from_name(kind).with_context(|| {
+                format!("--fault-every {text}: unknown kind {kind:?} (truncate, slow, error500, timeout)")
+            })?;
+            Some((n, kind))
+        }
+    };
     let mut config = SimConfig {
+        fault_every,
         addr: SocketAddr::new(args.bind, args.port),
         flash_warmup: Duration::from_millis(args.flash_warmup_ms),
         faults,

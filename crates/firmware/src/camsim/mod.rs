@@ -58,6 +58,10 @@ pub struct SimConfig {
     /// How long a `timeout` fault holds the request before dropping the
     /// connection without an answer, when the fault names none.
     pub timeout_hold: Duration,
+    /// A standing fault: every `n`-th capture (`n - 1`, `2n - 1`, ... by
+    /// sequence number) fails this way, when no queued fault applies. For
+    /// demonstrating and testing a reader against a flaky camera.
+    pub fault_every: Option<(u32, FaultKind)>,
 }
 
 impl Default for SimConfig {
@@ -75,6 +79,7 @@ impl Default for SimConfig {
             faults: Vec::new(),
             slow_delay: Duration::from_secs(2),
             timeout_hold: Duration::from_secs(30),
+            fault_every: None,
         }
     }
 }

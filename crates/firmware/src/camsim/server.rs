@@ -52,6 +52,7 @@ struct Shared {
     flash_warmup: Duration,
     slow_delay: Duration,
     timeout_hold: Duration,
+    fault_every: Option<(u32, FaultKind)>,
     stopping: Mutex<bool>,
     wake: Condvar,
     frames_served: AtomicU64,
@@ -110,6 +111,7 @@ impl Server {
             flash_warmup: config.flash_warmup,
             slow_delay: config.slow_delay,
             timeout_hold: config.timeout_hold,
+            fault_every: config.fault_every.filter(|(n, _)| *n > 0),
             stopping: Mutex::new(false),
             wake: Condvar::new(),
             frames_served: AtomicU64::new(0),
@@ -452,7 +454,11 @@ fn capture(shared: &Shared, req: Request) {
         let mut st = shared.lock();
         let seq = st.next_seq;
         st.next_seq += 1;
-        (seq, st.settings.clone(), st.faults.pop_front())
+        let standing = shared
+            .fault_every
+            .filter(|(n, _)| seq % u64::from(*n) == u64::from(*n) - 1)
+            .map(|(_, kind)| FaultSpec::from(kind));
+        (seq, st.settings.clone(), st.faults.pop_front().or(standing))
     };
     let ms = |t: Instant| t.duration_since(shared.started).as_millis() as u64;
     // The flash sequence of the firmware: on, warm up, grab, off.

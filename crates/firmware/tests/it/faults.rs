@@ -141,3 +141,19 @@ fn abandoned_timeout_sends_nothing() {
     let r = get_with(&client(Duration::from_secs(3)), &sim.capture_url());
     assert!(r.is_err(), "got a response: {:?}", r.map(|g| g.status));
 }
+
+#[test]
+fn standing_fault_hits_every_nth_capture_and_queued_faults_come_first() {
+    let sim = Server::start(SimConfig {
+        source: FrameSource::Synthetic(Box::new(still_meter(0.1))),
+        fault_every: Some((3, FaultKind::Error500)),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let statuses: Vec<u16> = (0..7).map(|_| get(&sim.capture_url()).status).collect();
+    assert_eq!(statuses, [200, 200, 500, 200, 200, 500, 200]);
+    sim.inject(FaultKind::Truncate.into(), 1);
+    let got = get(&sim.capture_url()); // seq 7: the queued truncation
+    assert!(!got.body.ends_with(&[0xFF, 0xD9]));
+    assert_eq!(get(&sim.capture_url()).status, 500); // seq 8: standing
+}
