@@ -55,6 +55,14 @@ fn bad_arguments_are_one_line_errors() {
             "loopback".to_owned(),
         ),
         (
+            vec!["--fault-every".to_owned(), "0:slow".to_owned()],
+            "0:slow".to_owned(),
+        ),
+        (
+            vec!["--fault-every".to_owned(), "5:melt".to_owned()],
+            "melt".to_owned(),
+        ),
+        (
             vec!["--decimals".to_owned(), "9".to_owned()],
             "decimals".to_owned(),
         ),
