@@ -83,7 +83,7 @@ fn vision(c: &mut Criterion) {
             .expect("crops")
         })
     });
-    g.bench_function("aligned_frame_640x480 (set-up only)", |b| {
+    g.bench_function("aligned_frame_640x480_setup_only", |b| {
         b.iter(|| aligned_frame(black_box(&image), &alignment))
     });
     for (name, max_rot) in [("rot5", 5.0), ("rot0", 0.0)] {

@@ -176,3 +176,55 @@ fn a_frame_too_small_for_the_marks_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn initial_rotation_by_other_angles() {
+    let layout = MeterLayout::default();
+    let marks = |b: meter_vision::AlignerBuilder| {
+        layout.marks.iter().enumerate().fold(b, |b, (k, m)| {
+            b.mark(meter_vision::Mark {
+                template: image::imageops::grayscale(&layout.mark_template(k).unwrap()),
+                x: m[0].into(),
+                y: m[1].into(),
+            })
+        })
+    };
+    // A camera turned a quarter clockwise: the frame is 480x640; turning it
+    // back 90 degrees counter-clockwise gives the 640x480 aligned frame.
+    let upright = shot(&layout, 0.0, (0.0, 0.0), 2);
+    let raw = image::imageops::rotate90(&upright);
+    let a = marks(meter_vision::Aligner::builder().rotate_deg(90.0))
+        .build()
+        .unwrap()
+        .align(&raw)
+        .unwrap();
+    assert_eq!(a.aligned_size, (640, 480));
+    let aligned = meter_vision::aligned_frame(&raw, &a);
+    let diff: u64 = aligned
+        .as_raw()
+        .iter()
+        .zip(upright.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    assert!(
+        (diff as f64 / aligned.as_raw().len() as f64) < 1.0,
+        "quarter turn undone"
+    );
+
+    // A camera mounted 12 degrees off: `rotate` takes out the known part,
+    // the marks the rest.
+    let raw = shot(&layout, -12.0 + 0.7, (5.0, 3.0), 4);
+    let a = marks(meter_vision::Aligner::builder().rotate_deg(12.0))
+        .build()
+        .unwrap()
+        .align(&raw)
+        .unwrap();
+    let c = a.correction().unwrap();
+    assert!((c.rotation_deg() - 0.7).abs() < 0.3, "{}", c.rotation_deg());
+    let t = truth(-11.3, (5.0, 3.0));
+    for b in &layout.digits {
+        let p = (f64::from(b[0]), f64::from(b[1]));
+        let (e, f) = (a.transform.apply(p), t.apply(p));
+        assert!((e.0 - f.0).hypot(e.1 - f.1) < 1.0, "{e:?} vs {f:?}");
+    }
+}
