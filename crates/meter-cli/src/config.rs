@@ -367,8 +367,35 @@ fn read_raw(path: &Path, env: &HashMap<String, String>) -> anyhow::Result<RawCon
                 .try_parsing(true)
                 .source(Some(overrides)),
         )
-        .build()?;
-    Ok(cfg.try_deserialize::<RawConfig>()?)
+        .build()
+        .map_err(one_line)?;
+    cfg.try_deserialize::<RawConfig>().map_err(one_line)
+}
+
+/// The config crate's message on one line (TOML parse errors come with a
+/// multi-line excerpt), with its key paths written as `meter[0].unit`
+/// rather than `meter[0]unit`.
+fn one_line(e: config::ConfigError) -> anyhow::Error {
+    let text = e.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut prev = ' ';
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "|")
+    {
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        for c in line.chars() {
+            if prev == ']' && (c.is_ascii_alphabetic() || c == '_') {
+                out.push('.');
+            }
+            out.push(c);
+            prev = c;
+        }
+    }
+    anyhow::anyhow!(out)
 }
 
 fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
@@ -738,7 +765,8 @@ mod tests {
         assert!(e.contains("mongo"), "{e}");
         let e = err("[[meter]\nname=");
         assert!(e.contains("meter.toml"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
         let e = err(&GOOD.replace("max_rate_per_hour = 20.0", "max_rate_per_hour = \"fast\""));
-        assert!(e.contains("max_rate_per_hour"), "{e}");
+        assert!(e.contains("meter[0].max_rate_per_hour"), "{e}");
     }
 }

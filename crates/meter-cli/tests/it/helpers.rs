@@ -39,8 +39,13 @@ pub fn assert_error(o: &Output, words: &[&str]) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(1), "exit code; stderr: {err}");
     assert!(!err.contains("panicked"), "panic: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "one error line: {err}");
+    // Log lines (`[time LEVEL target] ...`) aside, stderr is one line.
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('['))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
     for w in words {
         assert!(lines[0].contains(w), "{w:?} not in {:?}", lines[0]);
     }
