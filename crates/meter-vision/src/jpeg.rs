@@ -209,6 +209,25 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Any bytes: an answer, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let _ = validate_jpeg(&bytes);
+            let _ = decode_jpeg(&bytes, "p");
+        }
+
+        /// Every proper prefix of a sound JPEG is refused.
+        #[test]
+        fn every_cut_is_refused(cut in 0usize..10_000) {
+            let bytes = jpeg_of(&textured(64, 48));
+            let cut = cut % (bytes.len() - 1);
+            proptest::prop_assert!(decode_jpeg(&bytes[..cut], "p").is_err());
+        }
+    }
+
     #[test]
     fn grey_bottom_is_detected() {
         let mut img = textured(64, 48);
