@@ -472,3 +472,25 @@ impl MeterReader {
 pub fn capture_time(frame: &Frame) -> OffsetDateTime {
     OffsetDateTime::from(frame.captured_at)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filer_dedups_and_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let filer = ImageFiler::new(dir.path().to_path_buf(), 2);
+        let img = |v: u8| RgbImage::from_pixel(4, 4, image::Rgb([v, v, v]));
+        assert!(filer.file("3.7", "m-", &img(1)).unwrap());
+        assert!(!filer.file("3.7", "m-", &img(1)).unwrap(), "same picture");
+        assert!(filer.file("3.7", "m-", &img(2)).unwrap());
+        assert!(!filer.file("3.7", "m-", &img(3)).unwrap(), "folder full");
+        assert!(filer.file("3.8", "m-", &img(3)).unwrap());
+        let n = std::fs::read_dir(dir.path().join("3.7")).unwrap().count();
+        assert_eq!(n, 2);
+        // A new process counts what is there.
+        let again = ImageFiler::new(dir.path().to_path_buf(), 2);
+        assert!(!again.file("3.7", "m-", &img(4)).unwrap());
+    }
+}

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use meter_vision::{FileSource, FrameSource};
 use time::OffsetDateTime;
 
-use crate::config::ResolvedConfig;
+use crate::config::{ResolvedConfig, SourceConfig};
 use crate::reader::{capture_time, load_model, open_sinks, open_source, ImageFiler, MeterReader};
 use crate::Outcome;
 
@@ -64,6 +64,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     // A frame handed in by hand is read now, whatever its file time.
                     (frame, OffsetDateTime::now_utc())
                 }
+                // One shot from a folder: its newest frame (a camera that
+                // uploads into a folder, read from cron).
+                None if matches!(meter.source, SourceConfig::Folder(_)) => {
+                    let SourceConfig::Folder(dir) = &meter.source else {
+                        unreachable!("matched above")
+                    };
+                    let newest = newest_jpeg(dir).with_context(|| {
+                        format!("meter {}: source {}", meter.name, dir.display())
+                    })?;
+                    let frame = FileSource::new(&newest, Some(cfg.rejected_dir.clone()))
+                        .next_frame()?
+                        .with_context(|| format!("{}: no frame", newest.display()))?;
+                    let t = capture_time(&frame);
+                    (frame, t)
+                }
                 None => {
                     let mut source = open_source(meter, &cfg.rejected_dir)?;
                     let frame = source
@@ -118,4 +133,26 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         None if all_stored => Ok(Outcome::Done),
         None => Ok(Outcome::NotStored),
     }
+}
+
+/// The most recently modified `.jpg`/`.jpeg` file of `dir` (by name among
+/// equals).
+fn newest_jpeg(dir: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let is_jpeg = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+        if !is_jpeg || !path.is_file() {
+            continue;
+        }
+        let t = std::fs::metadata(&path)?.modified()?;
+        if best.as_ref().is_none_or(|(bt, bp)| (t, &path) > (*bt, bp)) {
+            best = Some((t, path));
+        }
+    }
+    best.map(|(_, p)| p)
+        .with_context(|| format!("no .jpg frame in {}", dir.display()))
 }

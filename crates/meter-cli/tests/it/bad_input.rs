@@ -137,3 +137,20 @@ fn unknown_meter_and_bad_values() {
     ]);
     assert_error(&o, &["-5"]);
 }
+
+#[test]
+fn predict_from_a_folder_reads_its_newest_frame() {
+    let sim = sim_meter(rolling(100.0, 0.0, 1), "1s", "");
+    let frames = sim.dir.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let good = sim.server.render_frame(0).unwrap().jpeg;
+    std::fs::write(frames.join("b-old.jpg"), &good).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Newest by time (not by name): a truncated one, which must be the one read.
+    std::fs::write(frames.join("a-new.jpg"), &good[..good.len() / 2]).unwrap();
+    let text = std::fs::read_to_string(&sim.config).unwrap();
+    let url = sim.server.capture_url();
+    std::fs::write(&sim.config, text.replace(url.as_str(), s(&frames))).unwrap();
+    let o = run(&["predict", "--config", s(&sim.config)]);
+    assert_error(&o, &["a-new.jpg"]);
+}
