@@ -13,7 +13,7 @@ if [ ! -d "$frames" ]; then
 fi
 frames="$(cd "$frames" && pwd)"
 cargo test -q -p meter-vision --test it real_frames -- --nocapture --test-threads 1 2>&1 \
-    | grep -E "^(wmsc|wmic|aoe2020|auto)|px of alg|right \(|test result|panicked|FAILED"
+    | grep -E "(wmsc|wmic|aoe2020|auto)[ /:].*(px|right|WRONG|detected)|test result|panicked|FAILED"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -41,6 +41,10 @@ pub struct MarkMatch {
     /// Distance in pixels between the found centre and where the fitted
     /// transform puts it (near 0 when the marks agree).
     pub residual_px: f64,
+    /// Whether the transform used this mark. Of three marks, one that is
+    /// lost (score below the minimum) or disagrees with the other two is
+    /// left out and reported here; the other two align.
+    pub used: bool,
 }
 
 /// The result of aligning one frame.
@@ -57,9 +61,13 @@ pub struct Alignment {
 }
 
 impl Alignment {
-    /// The lowest mark score (`None` without marks).
+    /// The lowest score of the marks used (`None` without marks).
     pub fn min_score(&self) -> Option<f32> {
-        self.marks.iter().map(|m| m.score).reduce(f32::min)
+        self.marks
+            .iter()
+            .filter(|m| m.used)
+            .map(|m| m.score)
+            .reduce(f32::min)
     }
 
     /// The correction the marks found on top of the initial rotation, as a
@@ -477,21 +485,14 @@ impl Aligner {
             let (d, score) = self.search(image, &initial, m, radius)?;
             found.push(((mc.0 + d.0, mc.1 + d.1), score));
         }
-        // A mark that scores low already here is missing (covered by glare,
-        // out of the window): report that one, not the fallout of a bad fit.
-        for (k, (m, f)) in self.marks.iter().zip(&found).enumerate() {
-            if f.1 < self.min_score {
-                return Err(self.not_found(k, m, f.1));
-            }
-        }
-        self.check_distances(&found)?;
-        let mut transform = self.fit(&found, &initial)?;
+        let used = self.choose_marks(&found)?;
+        let mut transform = self.fit(&found, &used, &initial)?;
         // Stage 2: match again through the estimate, in a small window, so
         // the templates see the frame upright; twice is enough to converge.
-        let mut scores = vec![0.0; self.marks.len()];
+        let mut scores: Vec<f32> = found.iter().map(|f| f.1).collect();
         for _ in 0..2 {
-            let mut refined = Vec::with_capacity(self.marks.len());
-            for (k, m) in self.marks.iter().enumerate() {
+            for &k in &used {
+                let m = &self.marks[k];
                 let mc = m.centre();
                 let (d, score) = self.search(image, &transform, m, 3)?;
                 scores[k] = score;
@@ -502,21 +503,21 @@ impl Aligner {
                         reason: "initial rotation is degenerate".into(),
                     }
                 })?;
-                refined.push((pre, score));
+                found[k] = (pre, score);
             }
-            transform = self.fit(&refined, &initial)?;
-            found = refined;
+            transform = self.fit(&found, &used, &initial)?;
         }
         let mut marks = Vec::with_capacity(self.marks.len());
         for (k, m) in self.marks.iter().enumerate() {
             let score = scores[k];
-            if score < self.min_score {
+            let in_use = used.contains(&k);
+            if in_use && score < self.min_score {
                 return Err(self.not_found(k, m, score));
             }
             let predicted = transform.apply(m.centre());
             let cam = initial.apply(found[k].0);
             let residual = ((predicted.0 - cam.0).powi(2) + (predicted.1 - cam.1).powi(2)).sqrt();
-            if residual > self.max_residual_px {
+            if in_use && residual > self.max_residual_px {
                 return Err(VisionError::InconsistentMarks {
                     reason: format!(
                         "mark {k} lies {residual:.1} px from where the other marks put it (max {:.1})",
@@ -530,6 +531,7 @@ impl Aligner {
                 found_in_camera: cam,
                 score,
                 residual_px: residual,
+                used: in_use,
             });
         }
         let alignment = Alignment {
@@ -557,17 +559,77 @@ impl Aligner {
         Ok(alignment)
     }
 
+    /// The marks to align with. All of them when they score well and keep
+    /// their distances; of three, the best consistent two when one is lost
+    /// (glare, dirt) or matched the wrong place; otherwise an error naming
+    /// the mark.
+    fn choose_marks(&self, found: &[((f64, f64), f32)]) -> Result<Vec<usize>, VisionError> {
+        let all: Vec<usize> = (0..found.len()).collect();
+        let good: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&k| found[k].1 >= self.min_score)
+            .collect();
+        if good.len() == all.len() {
+            match self.check_distances(found, &all) {
+                Ok(()) => return Ok(all),
+                Err(e) if all.len() < 3 => return Err(e),
+                Err(e) => {
+                    // Which pair is consistent? Prefer the best scores.
+                    let mut pairs = [[0, 1], [0, 2], [1, 2]];
+                    pairs.sort_by(|a, b| {
+                        let s = |p: &[usize; 2]| found[p[0]].1 + found[p[1]].1;
+                        s(b).total_cmp(&s(a))
+                    });
+                    let ok: Vec<_> = pairs
+                        .iter()
+                        .filter(|p| self.check_distances(found, &p[..]).is_ok())
+                        .collect();
+                    // Exactly one consistent pair: the third mark is the odd one.
+                    return match ok[..] {
+                        [p] => {
+                            log::warn!(
+                                "alignment: mark {} disagrees with the others, not used",
+                                3 - p[0] - p[1]
+                            );
+                            Ok(p.to_vec())
+                        }
+                        _ => Err(e),
+                    };
+                }
+            }
+        }
+        if all.len() == 3 && good.len() == 2 {
+            self.check_distances(found, &good)?;
+            let lost = all.iter().find(|k| !good.contains(k)).copied().unwrap_or(0);
+            log::warn!(
+                "alignment: mark {lost} scored {:.2} (below {:.2}), aligning with the other two",
+                found[lost].1,
+                self.min_score
+            );
+            return Ok(good);
+        }
+        // A mark that scores low already here is missing (covered by glare,
+        // out of the window): report that one, not the fallout of a bad fit.
+        let k = all.iter().copied().find(|k| !good.contains(k)).unwrap_or(0);
+        Err(self.not_found(k, &self.marks[k], found[k].1))
+    }
+
     /// Marks keep their distances under a rigid motion: a pair that does
     /// not means one of them matched the wrong place.
-    fn check_distances(&self, found: &[((f64, f64), f32)]) -> Result<(), VisionError> {
+    fn check_distances(
+        &self,
+        found: &[((f64, f64), f32)],
+        used: &[usize],
+    ) -> Result<(), VisionError> {
         let dist =
             |p: (f64, f64), q: (f64, f64)| ((p.0 - q.0).powi(2) + (p.1 - q.1).powi(2)).sqrt();
         let scale_slack = match self.model {
             MotionModel::Similarity | MotionModel::Affine => 0.05,
             _ => 0.03,
         };
-        for i in 0..found.len() {
-            for j in i + 1..found.len() {
+        for (a, &i) in used.iter().enumerate() {
+            for &j in &used[a + 1..] {
                 let want = dist(self.marks[i].centre(), self.marks[j].centre());
                 let got = dist(found[i].0, found[j].0);
                 if (got - want).abs() > (scale_slack * want).max(self.max_residual_px) {
@@ -635,13 +697,18 @@ impl Aligner {
 
     /// Fits the aligned -> camera transform to mark centres found in the
     /// initially rotated frame.
-    fn fit(&self, found: &[((f64, f64), f32)], initial: &Affine) -> Result<Affine, VisionError> {
-        let from: Vec<_> = self.marks.iter().map(PreparedMark::centre).collect();
-        let to: Vec<_> = found.iter().map(|f| f.0).collect();
-        let model = if self.marks.len() == 1 {
-            MotionModel::Translation
-        } else {
-            self.model
+    fn fit(
+        &self,
+        found: &[((f64, f64), f32)],
+        used: &[usize],
+        initial: &Affine,
+    ) -> Result<Affine, VisionError> {
+        let from: Vec<_> = used.iter().map(|&k| self.marks[k].centre()).collect();
+        let to: Vec<_> = used.iter().map(|&k| found[k].0).collect();
+        let model = match (used.len(), self.model) {
+            (1, _) => MotionModel::Translation,
+            (2, MotionModel::Affine) => MotionModel::Similarity,
+            (_, m) => m,
         };
         let correction =
             Affine::fit(&from, &to, model).ok_or_else(|| VisionError::InconsistentMarks {

@@ -136,8 +136,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     for m in &alignment.marks {
         println!(
-            "mark {}: expected at ({}, {}), score {:.3}, residual {:.2} px",
-            m.index, m.expected.0, m.expected.1, m.score, m.residual_px
+            "mark {}: expected at ({}, {}), score {:.3}, residual {:.2} px{}",
+            m.index,
+            m.expected.0,
+            m.expected.1,
+            m.score,
+            m.residual_px,
+            if m.used {
+                ""
+            } else {
+                " (NOT USED: lost or disagreeing; check it)"
+            }
         );
     }
     if let Some(c) = alignment.correction() {
