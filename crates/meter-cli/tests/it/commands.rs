@@ -172,3 +172,32 @@ fn a_slow_camera_does_not_delay_the_other_meter() {
     assert!(slow_n <= 1, "the slow camera answers every 4 s: {slow_n}");
     assert!(fast_n >= 5, "fast meter read {fast_n} times in 3 s");
 }
+
+#[test]
+fn environment_overrides_the_config() {
+    let sim = sim_meter(rolling(100.0, 0.0, 8), "1s", "");
+    let elsewhere = sim.dir.path().join("elsewhere");
+    let o = meter()
+        .args([
+            "set-value",
+            "--config",
+            s(&sim.config),
+            "--meter",
+            "camsim",
+            "42.5",
+        ])
+        .env("METER_STATE_DIR", &elsewhere)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(elsewhere.join("camsim.json").is_file());
+    assert!(!sim.dir.path().join("state/camsim.json").exists());
+    // A bad value in the environment names the variable's key.
+    let o = meter()
+        .args(["predict", "--config", s(&sim.config)])
+        .env("METER_MODEL__MIN_CONFIDENCE", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("min_confidence"), "{}", stderr(&o));
+}
