@@ -27,7 +27,10 @@ use crate::state;
 pub fn load_model(cfg: &ResolvedConfig) -> anyhow::Result<DigitModel> {
     match &cfg.model_path {
         Some(p) => {
-            DigitModel::load(p).with_context(|| format!("model.path in {}", cfg.path.display()))
+            // The model error names the file and its cause already; as a
+            // message, not a chain, so the cause is not printed twice.
+            DigitModel::load(p)
+                .map_err(|e| anyhow::anyhow!("model.path in {}: {e}", cfg.path.display()))
         }
         // Parsed here rather than through `DigitModel::shipped()`, which
         // panics on a bad built-in file: this reports it as an error.

@@ -83,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     let mut source = open_source(meter, &cfg.rejected_dir)?;
                     let frame = source
                         .next_frame()
-                        .with_context(|| format!("meter {}: source {}", meter.name, meter.source))?
+                        .with_context(|| format!("meter {}", meter.name))?
                         .with_context(|| {
                             format!(
                                 "meter {}: source {} gave no frame",

@@ -204,7 +204,7 @@ fn meter_loop(
     while !stop.is_set() && count.is_none_or(|c| stats.readings < c) {
         let result = source
             .next_frame()
-            .with_context(|| format!("meter {name}: source {}", reader.meter().source))
+            .with_context(|| format!("meter {name}"))
             .and_then(|f| match f {
                 Some(frame) => {
                     let t = capture_time(&frame);

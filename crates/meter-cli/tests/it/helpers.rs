@@ -46,6 +46,7 @@ pub fn assert_error(o: &Output, words: &[&str]) {
         .collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
+    eprintln!("{}", lines[0]);
     for w in words {
         assert!(lines[0].contains(w), "{w:?} not in {:?}", lines[0]);
     }
