@@ -11,6 +11,8 @@
 #
 #   scripts/adapt.sh [SOURCE] [LABELLED]     (default powermeter/betar/1 100)
 #
+# BASE_MODEL=FILE starts from that model instead of the shipped one.
+#
 # Skips (exit 0) when the data is absent. Uses target/debug/meter (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,7 +65,13 @@ manifest('replay', trained[:2000])
 print(f"{source}: {len(mine)} images, {n} labelled, {len(rest)} to test; general validation: "
       f"{sum(r['source'] in held for r in rows)} images of {len(held)} other held-out sources")
 EOF
-cat >"$WORK/user/meter.toml" <<'EOF'
+BASE=()
+if [ -n "${BASE_MODEL:-}" ]; then
+    BASE_MODEL="$(realpath "$BASE_MODEL")"
+    BASE=(--model "$BASE_MODEL")
+    printf '[model]\npath = "%s"\n\n' "$BASE_MODEL" >"$WORK/user/meter.toml"
+fi
+cat >>"$WORK/user/meter.toml" <<'EOF'
 [[meter]]
 name = "adapt"
 source = "frames"
@@ -74,12 +82,12 @@ exact() {
     "$METER" eval "$@" --json >"$WORK/eval.json"
     python3 -c "import json; r = json.load(open('$WORK/eval.json')); print('%.2f %.2f %d' % (100 * r['exact'], 100 * r['within_0_1'], r['n']))"
 }
-read -r x_all x_all_w n_all <<<"$(exact --data "$WORK/all")"
-echo "X (shipped model on all $n_all images of $SOURCE): exact $x_all%, within 0.1 $x_all_w%"
+read -r x_all x_all_w n_all <<<"$(exact "${BASE[@]}" --data "$WORK/all")"
+echo "X (${BASE_MODEL:-shipped} model on all $n_all images of $SOURCE): exact $x_all%, within 0.1 $x_all_w%"
 
 start=$(date +%s.%N)
 set +e
-RUST_LOG=info "$METER" retrain --config "$WORK/user/meter.toml" --threads 2 --replay "$WORK/replay" ${REPLAY_COUNT:+--replay-count "$REPLAY_COUNT"}
+RUST_LOG=info "$METER" retrain --config "$WORK/user/meter.toml" --threads 2 --replay "$WORK/replay" ${REPLAY_COUNT:+--replay-count "$REPLAY_COUNT"} ${RETRAIN_ARGS:-}
 rc=$?
 set -e
 secs=$(python3 -c "print(f'{$(date +%s.%N) - $start:.0f}')")
@@ -89,9 +97,9 @@ if [ "$rc" != 0 ]; then
     exit 1
 fi
 NEW="$WORK/user/models/v0001.safetensors"
-read -r a_rest a_rest_w n_rest <<<"$(exact --data "$WORK/rest")"
+read -r a_rest a_rest_w n_rest <<<"$(exact "${BASE[@]}" --data "$WORK/rest")"
 read -r b_rest b_rest_w _ <<<"$(exact --model "$NEW" --data "$WORK/rest")"
-read -r a_gen a_gen_w n_gen <<<"$(exact --data "$WORK/general")"
+read -r a_gen a_gen_w n_gen <<<"$(exact "${BASE[@]}" --data "$WORK/general")"
 read -r b_gen b_gen_w _ <<<"$(exact --model "$NEW" --data "$WORK/general")"
 echo "rest of $SOURCE ($n_rest images): shipped exact $a_rest% within $a_rest_w% -> retrained exact $b_rest% within $b_rest_w%"
 echo "general validation ($n_gen images): shipped exact $a_gen% within $a_gen_w% -> retrained exact $b_gen% within $b_gen_w%"

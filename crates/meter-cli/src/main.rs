@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod blend;
 mod cmd;
 mod config;
 mod label;

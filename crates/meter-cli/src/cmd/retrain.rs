@@ -121,6 +121,8 @@ pub enum Decision {
         current: Score,
         /// The candidate's score.
         candidate: Score,
+        /// (current, candidate) on held-back replay images, with --replay.
+        general: Option<(Score, Score)>,
     },
     /// The candidate was worse: nothing changed.
     Refused {
@@ -130,6 +132,8 @@ pub enum Decision {
         current: Score,
         /// The candidate's score.
         candidate: Score,
+        /// (current, candidate) on held-back replay images, with --replay.
+        general: Option<(Score, Score)>,
     },
 }
 
@@ -201,10 +205,23 @@ pub fn retrain(
         version_name(parent)
     );
     let user_images = train.len();
+    // A fifth of the replay images (by hash) measure what the model forgets.
+    let mut replay_val = None;
     if let Some(dir) = &settings.replay {
         let mut extra = Dataset::load(dir, current.input_size())
             .with_context(|| format!("replay data {}", dir.display()))?;
         extra.subsample(settings.replay_count, settings.seed);
+        let (held, kept): (Vec<_>, Vec<_>) = extra
+            .samples
+            .into_iter()
+            .partition(|s| is_validation(&s.image));
+        extra.samples = kept;
+        if !held.is_empty() {
+            replay_val = Some(Dataset {
+                samples: held,
+                problems: Vec::new(),
+            });
+        }
         // The user's meter stays at least half of what is seen: its images
         // are repeated (augmentation makes each pass differ).
         let repeats = extra.len().div_ceil(user_images).clamp(1, 8);
@@ -219,16 +236,36 @@ pub fn retrain(
         }
         train.samples.extend(extra.samples);
     }
+    let cur_score = Score::from(&evaluate(&current, &val)?);
+    let cur_general = replay_val
+        .as_ref()
+        .map(|g| evaluate(&current, g).map(|r| Score::from(&r)))
+        .transpose()?;
     let (candidate, train_seconds) = match &settings.candidate {
         Some(p) => (
             DigitModel::load(p).with_context(|| format!("candidate {}", p.display()))?,
             0.0,
         ),
-        None => fine_tune(&current, parent, &train, settings)?,
+        None => {
+            let (tuned, secs) = fine_tune(&current, parent, &train, settings)?;
+            let best = pick_blend(
+                &current,
+                tuned,
+                &val,
+                replay_val.as_ref(),
+                cur_general.as_ref(),
+            )?;
+            (best, secs)
+        }
     };
-    let cur_score = Score::from(&evaluate(&current, &val)?);
     let cand_score = Score::from(&evaluate(&candidate, &val)?);
-    let promote = cand_score.not_worse_than(&cur_score);
+    let cand_general = replay_val
+        .as_ref()
+        .map(|g| evaluate(&candidate, g).map(|r| Score::from(&r)))
+        .transpose()?;
+    let general = cur_general.zip(cand_general);
+    let promote = cand_score.not_worse_than(&cur_score)
+        && general.is_none_or(|(cur, cand)| cand.not_worse_than(&cur));
     reg.last_attempt = Some(Attempt {
         time: now,
         dataset_images,
@@ -240,6 +277,7 @@ pub fn retrain(
             parent,
             current: cur_score,
             candidate: cand_score,
+            general,
         });
     }
     let n = reg.next_version();
@@ -268,6 +306,7 @@ pub fn retrain(
         parent,
         current: cur_score,
         candidate: cand_score,
+        general,
     })
 }
 
@@ -287,10 +326,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         replay_count: args.replay_count,
     };
     let started = Instant::now();
-    let scores = |parent: u32, current: &Score, candidate: &Score| {
-        println!("current   {}: {}", version_name(parent), current.describe());
-        println!("candidate    : {}", candidate.describe());
-    };
+    let scores =
+        |parent: u32, current: &Score, candidate: &Score, general: &Option<(Score, Score)>| {
+            println!("current   {}: {}", version_name(parent), current.describe());
+            println!("candidate    : {}", candidate.describe());
+            if let Some((cur, cand)) = general {
+                println!("replay check, current  : {}", cur.describe());
+                println!("replay check, candidate: {}", cand.describe());
+            }
+        };
     match retrain(&cfg, &settings, args.if_due)? {
         Decision::NotDue(why) => {
             eprintln!("no retrain due ({why})");
@@ -300,8 +344,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             parent,
             current,
             candidate,
+            general,
         } => {
-            scores(parent, &current, &candidate);
+            scores(parent, &current, &candidate, &general);
             println!(
                 "refused: the candidate is worse than {} on the validation images; keeping it",
                 version_name(parent)
@@ -314,8 +359,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             parent,
             current,
             candidate,
+            general,
         } => {
-            scores(parent, &current, &candidate);
+            scores(parent, &current, &candidate, &general);
             println!(
                 "promoted: v{version} ({}) is now current ({:.0} s); `meter model use {parent}` rolls back",
                 path.display(),
@@ -324,6 +370,54 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Ok(Outcome::Done)
         }
     }
+}
+
+/// Blend weights tried between the fine-tuned model (1.0) and the current one.
+const BLENDS: [f32; 4] = [1.0, 0.75, 0.5, 0.25];
+
+/// The blend of `current` and `tuned` that reads the user's validation
+/// images best among those that forget nothing on the replay check (when
+/// there is one); ties go to the blend closer to `current`.
+fn pick_blend(
+    current: &DigitModel,
+    tuned: DigitModel,
+    val: &Dataset,
+    replay_val: Option<&Dataset>,
+    cur_general: Option<&Score>,
+) -> anyhow::Result<DigitModel> {
+    let mut best: Option<(f32, (f64, f64), bool, DigitModel)> = None;
+    for alpha in BLENDS {
+        let m = if alpha == 1.0 {
+            tuned.clone()
+        } else {
+            crate::blend::blend(current, &tuned, alpha)?
+        };
+        let u = Score::from(&evaluate(&m, val)?);
+        let keeps = match (replay_val, cur_general) {
+            (Some(g), Some(cur)) => Score::from(&evaluate(&m, g)?).not_worse_than(cur),
+            _ => true,
+        };
+        log::info!(
+            "blend {alpha:.2}: {}{}",
+            u.describe(),
+            if keeps {
+                ""
+            } else {
+                " (forgets on the replay check)"
+            }
+        );
+        let key = (u.exact, u.within_0_1);
+        let better = match &best {
+            None => true,
+            Some((_, k, kept, _)) => (keeps, key) >= (*kept, *k),
+        };
+        if better {
+            best = Some((alpha, key, keeps, m));
+        }
+    }
+    let (alpha, _, _, m) = best.expect("at least one blend");
+    log::info!("chose blend {alpha:.2}");
+    Ok(m)
 }
 
 fn version_name(v: u32) -> String {
