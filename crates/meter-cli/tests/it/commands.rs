@@ -49,14 +49,17 @@ fn prepare_makes_the_layout_and_a_valid_config() {
 
 #[test]
 fn predict_json_has_the_documented_fields() {
-    let sim = sim_meter(rolling(4321.0, 0.0, 3), "1s", "");
+    // 13579.4: glyphs any digit model reads confidently (the simulator's
+    // bitmap 0 is slashed, unlike a real roller's); the CLI, not the model,
+    // is under test here.
+    let sim = sim_meter(rolling(13_579.4, 0.0, 3), "1s", "");
     let o = run(&["predict", "--config", s(&sim.config), "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["meter"], "camsim");
     assert_eq!(v["status"], "stored");
-    assert_eq!(v["value"].as_f64(), Some(4321.0));
-    assert_eq!(v["raw"].as_f64(), Some(4321.0));
+    assert_eq!(v["value"].as_f64(), Some(13_579.4));
+    assert_eq!(v["raw"].as_f64(), Some(13_579.4));
     assert!(v["time"].as_str().unwrap().ends_with('Z'));
     let digits = v["digits"].as_array().unwrap();
     assert_eq!(digits.len(), 6);
@@ -64,7 +67,7 @@ fn predict_json_has_the_documented_fields() {
     assert!(v.get("reason").is_some());
     // The sink got it, the state has it, the digits went to the dataset.
     let line = std::fs::read_to_string(sim.dir.path().join("readings.jsonl")).unwrap();
-    assert!(line.contains("\"value\":4321.0"), "{line}");
+    assert!(line.contains("\"value\":13579.4"), "{line}");
     assert!(sim.dir.path().join("state/camsim.json").is_file());
     let filed = std::fs::read_dir(sim.dir.path().join("dataset"))
         .unwrap()
@@ -74,24 +77,24 @@ fn predict_json_has_the_documented_fields() {
 
 #[test]
 fn set_value_then_a_lower_reading_is_rejected_with_exit_2() {
-    let sim = sim_meter(rolling(4321.0, 0.0, 4), "1s", "accept_after = 3");
+    let sim = sim_meter(rolling(13_579.4, 0.0, 4), "1s", "accept_after = 3");
     let cfg = s(&sim.config);
-    let o = run(&["set-value", "--config", cfg, "--meter", "camsim", "5000"]);
+    let o = run(&["set-value", "--config", cfg, "--meter", "camsim", "20000"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = run(&["predict", "--config", cfg, "--json"]);
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["status"], "rejected");
     assert_eq!(v["value"], Value::Null);
-    assert_eq!(v["raw"].as_f64(), Some(4321.0));
-    assert_eq!(v["reason"], "value went down from 5000 to 4321");
+    assert_eq!(v["raw"].as_f64(), Some(13_579.4));
+    assert_eq!(v["reason"], "value went down from 20000 to 13579.4");
     // No stuck state: the third consistent reading replaces the hand-set value.
     let o = run(&["predict", "--config", cfg, "--json"]);
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["predict", "--config", cfg, "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let v: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(v["value"].as_f64(), Some(4321.0));
+    assert_eq!(v["value"].as_f64(), Some(13_579.4));
     assert!(v["reason"]
         .as_str()
         .unwrap()
