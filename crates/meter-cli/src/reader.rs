@@ -362,13 +362,16 @@ impl MeterReader {
         &self.meter
     }
 
-    /// Reads a frame taken at `time`: predicts, decides, persists the
-    /// state, files the crops; returns the report and the reading.
+    /// Reads a frame taken at `time`: predicts, decides, files the crops;
+    /// returns the report, the reading, and the meter's next state when it
+    /// changed. The caller hands the record to the sinks first and then
+    /// [`commit`](Self::commit)s the state, so a reading the sinks refused
+    /// is not remembered as stored.
     pub fn read(
         &mut self,
         frame: Frame,
         time: OffsetDateTime,
-    ) -> anyhow::Result<(Report, Reading)> {
+    ) -> anyhow::Result<(Report, Reading, Option<meter_core::State>)> {
         let name = self.meter.name.clone();
         let name = &name;
         let processed = self
@@ -384,9 +387,7 @@ impl MeterReader {
         let state = state::load(&self.state_dir, name, counter)?;
         let (decision, next) = decide(&state, &self.meter.rules, &reading, time)
             .with_context(|| format!("meter {name}"))?;
-        if next != state {
-            state::save(&self.state_dir, name, &next)?;
-        }
+        let next = (next != state).then_some(next);
         let value = decision.stored_ticks().map(|t| counter.to_units(t));
         let rate_per_hour = match (decision.stored_ticks(), state.stored) {
             (Some(now_ticks), Some(prev)) => {
@@ -420,7 +421,15 @@ impl MeterReader {
             rate_per_hour,
             decision,
         };
-        Ok((report, reading))
+        Ok((report, reading, next))
+    }
+
+    /// Persists the state [`read`](Self::read) returned.
+    pub fn commit(&self, next: Option<meter_core::State>) -> anyhow::Result<()> {
+        match next {
+            Some(s) => state::save(&self.state_dir, &self.meter.name, &s),
+            None => Ok(()),
+        }
     }
 
     /// Unsure readings' crops go to `unsure/` for labelling; the digits of

@@ -94,12 +94,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     (frame, t)
                 }
             };
-            let (report, reading) = reader.read(frame, time)?;
+            let (report, reading, next) = reader.read(frame, time)?;
             let record = report.record(&reading);
             for (label, sink) in &mut sinks {
                 sink.write(std::slice::from_ref(&record))
                     .with_context(|| format!("sink {label}"))?;
             }
+            reader.commit(next)?;
             if args.json {
                 println!(
                     "{}",

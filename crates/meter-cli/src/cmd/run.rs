@@ -213,7 +213,7 @@ fn meter_loop(
                 None => Ok(None),
             });
         match result {
-            Ok(Some((report, reading))) => {
+            Ok(Some((report, reading, next_state))) => {
                 stats.readings += 1;
                 match report.status {
                     "stored" => stats.stored += 1,
@@ -234,6 +234,10 @@ fn meter_loop(
                 if tx.send(report.record(&reading)).is_err() {
                     log::error!("meter {name}: the sink thread is gone");
                     break;
+                }
+                if let Err(e) = reader.commit(next_state) {
+                    stats.errors += 1;
+                    log::error!("{e:#}");
                 }
             }
             Ok(None) => {

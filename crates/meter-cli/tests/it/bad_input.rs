@@ -154,3 +154,33 @@ fn predict_from_a_folder_reads_its_newest_frame() {
     let o = run(&["predict", "--config", s(&sim.config)]);
     assert_error(&o, &["a-new.jpg"]);
 }
+
+#[test]
+fn a_sink_that_cannot_write_leaves_the_state_alone() {
+    let sim = sim_meter(rolling(13_579.4, 0.0, 1), "1s", "");
+    let o = run(&[
+        "set-value",
+        "--config",
+        s(&sim.config),
+        "--meter",
+        "camsim",
+        "13000",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let state_file = sim.dir.path().join("state/camsim.json");
+    let before = std::fs::read(&state_file).unwrap();
+    // A disk that is full: every write fails (ENOSPC).
+    let text = std::fs::read_to_string(&sim.config).unwrap();
+    std::fs::write(
+        &sim.config,
+        text.replace("path = \"readings.jsonl\"", "path = \"/dev/full\""),
+    )
+    .unwrap();
+    let o = run(&["predict", "--config", s(&sim.config)]);
+    assert_error(&o, &["sink", "/dev/full"]);
+    assert_eq!(
+        std::fs::read(&state_file).unwrap(),
+        before,
+        "a reading no sink took is not remembered as stored"
+    );
+}
