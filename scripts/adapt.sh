@@ -61,7 +61,7 @@ manifest('general', [r for r in rows if r['source'] in held])
 # Replay: images of the sources the shipped model trained on (not held out).
 trained = [r for r in rows if r['source'] not in held and r['source'] != source]
 random.Random(2).shuffle(trained)
-manifest('replay', trained[:2000])
+manifest('replay', trained[:8000])
 print(f"{source}: {len(mine)} images, {n} labelled, {len(rest)} to test; general validation: "
       f"{sum(r['source'] in held for r in rows)} images of {len(held)} other held-out sources")
 EOF

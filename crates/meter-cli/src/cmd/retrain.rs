@@ -28,7 +28,7 @@ const MIN_VALIDATION: usize = 5;
 /// Fewest training images worth a fine-tune.
 const MIN_TRAIN: usize = 16;
 /// Optimiser steps aimed at when --epochs is not given.
-const TARGET_STEPS: usize = 240;
+const TARGET_STEPS: usize = 200;
 /// Images per optimiser step.
 const BATCH: usize = 32;
 
@@ -38,8 +38,8 @@ pub struct Args {
     /// The config file.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
-    /// Passes over the training images (default: about 240 optimiser steps,
-    /// 3 to 60 epochs).
+    /// Passes over the training images (default: about 200 optimiser steps,
+    /// 1 to 60 epochs).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Peak learning rate.
@@ -65,7 +65,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub replay: Option<PathBuf>,
     /// How many images to draw from --replay (seeded).
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 8000)]
     pub replay_count: usize,
 }
 
@@ -99,7 +99,7 @@ impl Default for Settings {
             seed: 1,
             candidate: None,
             replay: None,
-            replay_count: 400,
+            replay_count: 8000,
         }
     }
 }
@@ -347,8 +347,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             general,
         } => {
             scores(parent, &current, &candidate, &general);
+            let on_meter = !candidate.not_worse_than(&current);
             println!(
-                "refused: the candidate is worse than {} on the validation images; keeping it",
+                "refused: the candidate is worse than {} {}; keeping {}",
+                version_name(parent),
+                match (on_meter, general.is_some()) {
+                    (true, _) => "on the dataset's validation images",
+                    (false, true) => "on the replay check (it forgets other meters)",
+                    (false, false) => "",
+                },
                 version_name(parent)
             );
             Ok(Outcome::NotStored)
@@ -438,7 +445,7 @@ fn fine_tune(
     let batches = (train.len() / batch).max(1);
     let epochs = args
         .epochs
-        .unwrap_or_else(|| TARGET_STEPS.div_ceil(batches).clamp(3, 60));
+        .unwrap_or_else(|| TARGET_STEPS.div_ceil(batches).clamp(1, 60));
     let cfg = TrainConfig::builder()
         .init(current.clone(), version_name(parent))
         .epochs(epochs)
