@@ -6,4 +6,9 @@ mod classify;
 mod commands;
 mod e2e;
 mod helpers;
+mod influx;
+// meter-sink's private influxd per test (free port, temp dir), reused as is.
+#[allow(dead_code)]
+#[path = "../../../meter-sink/tests/it/server.rs"]
+mod influx_server;
 mod retrain;
