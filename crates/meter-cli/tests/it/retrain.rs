@@ -156,6 +156,21 @@ fn retrain_fine_tunes_and_runs_only_when_due() {
     assert!(out.contains("candidate    : exact"), "{out}");
     let reg = registry(dir.path());
     assert_eq!(reg["last_attempt"]["dataset_images"], 40);
+    // With replay images: a fifth of them is held back as a forgetting check.
+    let (other, _) = user(5);
+    let o = run(&[
+        "retrain",
+        "--config",
+        s(&config),
+        "--epochs",
+        "1",
+        "--replay",
+        s(&other.path().join("dataset")),
+    ]);
+    let out = stdout(&o);
+    assert!(matches!(o.status.code(), Some(0 | 2)), "{out}");
+    assert!(out.contains("replay check, current  : exact"), "{out}");
+    assert!(out.contains("replay check, candidate: exact"), "{out}");
 }
 
 #[test]
