@@ -34,7 +34,7 @@ impl Default for Architecture {
         Self {
             name: ARCH_NAME.to_owned(),
             version: ARCH_VERSION,
-            channels: [12, 24, 48],
+            channels: [16, 32, 48],
             width: 20,
             height: 32,
         }

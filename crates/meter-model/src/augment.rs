@@ -137,6 +137,8 @@ fn photometric<R: Rng>(buf: &mut [f32], rng: &mut R) {
         [0, 1, 2]
     };
     let grey = rng.gen_bool(0.1);
+    // Dark-on-light digits (LCDs, some water meters) as well as light-on-dark.
+    let invert = rng.gen_bool(0.08);
     for px in buf.chunks_exact_mut(3) {
         let src = [px[perm[0]], px[perm[1]], px[perm[2]]];
         let src = if grey {
@@ -146,7 +148,9 @@ fn photometric<R: Rng>(buf: &mut [f32], rng: &mut R) {
             src
         };
         for c in 0..3 {
-            px[c] = ((src[c] - mean) * contrast + mean + brightness) * gains[c];
+            let v = if invert { 255.0 - src[c] } else { src[c] };
+            let m = if invert { 255.0 - mean } else { mean };
+            px[c] = ((v - m) * contrast + m + brightness) * gains[c];
         }
     }
 }
