@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = 2e-4)]
     pub lr: f64,
     /// Random seed (shuffling, augmentation).
     #[arg(long, default_value_t = 1)]
@@ -95,7 +95,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             epochs: None,
-            lr: 5e-4,
+            lr: 2e-4,
             seed: 1,
             candidate: None,
             replay: None,
