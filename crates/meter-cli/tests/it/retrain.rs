@@ -46,11 +46,12 @@ fn registry(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// A model taught that every digit is three more than it is.
-fn bad_model(dataset: &Path, out: &Path) {
+/// A model fine-tuned on `dataset` with every label moved by `shift`
+/// digits: 0 makes a model that reads it well, 3 one that reads it wrong.
+fn tuned_model(dataset: &Path, shift: i64, out: &Path) {
     let mut data = Dataset::load(dataset, DigitModel::shipped().input_size()).unwrap();
     for s in &mut data.samples {
-        s.label = Tenths::wrapping(i64::from(s.label.index()) + 30);
+        s.label = Tenths::wrapping(i64::from(s.label.index()) + 10 * shift);
     }
     let cfg = TrainConfig::builder()
         .init(DigitModel::shipped(), "shipped")
@@ -68,8 +69,14 @@ fn bad_model(dataset: &Path, out: &Path) {
 #[test]
 fn a_worse_candidate_is_refused_with_the_numbers() {
     let (dir, config) = user(6);
+    // The current model reads these digits well (whatever the shipped model
+    // makes of synthetic digits); the candidate was taught wrong labels.
+    let good = dir.path().join("good.safetensors");
+    tuned_model(&dir.path().join("dataset"), 0, &good);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("[model]\npath = {:?}\n\n{text}", s(&good))).unwrap();
     let bad = dir.path().join("bad.safetensors");
-    bad_model(&dir.path().join("dataset"), &bad);
+    tuned_model(&dir.path().join("dataset"), 3, &bad);
     let o = run(&["retrain", "--config", s(&config), "--candidate", s(&bad)]);
     let out = stdout(&o);
     assert_eq!(
