@@ -9,7 +9,8 @@ use meter_vision::{FileSource, FrameSource};
 use time::OffsetDateTime;
 
 use crate::config::{ResolvedConfig, SourceConfig};
-use crate::reader::{capture_time, load_model, open_sinks, open_source, ImageFiler, MeterReader};
+use crate::reader::{capture_time, open_sinks, open_source, ImageFiler, MeterReader};
+use crate::registry::load_current_model;
 use crate::Outcome;
 
 /// Arguments of `meter predict`.
@@ -43,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             meters.len()
         );
     }
-    let model = load_model(&cfg)?;
+    let model = load_current_model(&cfg)?;
     let mut sinks = open_sinks(&cfg)?;
     let dataset = Arc::new(ImageFiler::new(cfg.dataset_dir.clone(), cfg.dataset_cap));
     let unsure = Arc::new(ImageFiler::new(

@@ -16,7 +16,8 @@ use meter_sink::{Record, Sink};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::config::{parse_interval, RawInterval, ResolvedConfig};
-use crate::reader::{capture_time, load_model, open_sinks, open_source, ImageFiler, MeterReader};
+use crate::reader::{capture_time, open_sinks, open_source, ImageFiler, MeterReader};
+use crate::registry::load_current_model;
 use crate::Outcome;
 
 /// Arguments of `meter run`.
@@ -83,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .as_ref()
         .map(|d| parse_interval(&RawInterval::Text(d.clone())).context("--duration"))
         .transpose()?;
-    let model = load_model(&cfg)?;
+    let model = load_current_model(&cfg)?;
     let dataset = Arc::new(ImageFiler::new(cfg.dataset_dir.clone(), cfg.dataset_cap));
     let unsure = Arc::new(ImageFiler::new(
         cfg.unsure_dir.clone(),

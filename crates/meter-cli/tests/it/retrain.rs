@@ -139,6 +139,14 @@ fn a_candidate_no_worse_is_promoted_listed_and_rolled_back() {
     let o = run(&["retrain", "--config", s(&config), "--candidate", s(&same)]);
     assert!(stdout(&o).contains("promoted: v2"), "{}", stdout(&o));
     assert_eq!(registry(dir.path())["versions"][1]["parent"], 0);
+    // Reading commands use the registry's current version: with its file
+    // gone, predict fails naming it rather than silently using another model.
+    std::fs::remove_file(dir.path().join("models/v0002.safetensors")).unwrap();
+    let frame = dir.path().join("dataset/0.0/img0.png");
+    assert_error(
+        &run(&["predict", "--config", s(&config), "--frame", s(&frame)]),
+        &["v0002.safetensors"],
+    );
 }
 
 #[test]
