@@ -10,10 +10,7 @@ use anyhow::Context;
 use image::RgbImage;
 use meter_core::{assemble, decide, Decision, DigitPrediction, Reading, Tenths};
 use meter_model::DigitModel;
-use meter_sink::{
-    CsvSink, DigitValue, Event, EventStatus, InfluxSink, JsonLinesSink, Record, Sink, SpoolingSink,
-    StoredValue,
-};
+use meter_sink::{CsvSink, InfluxSink, JsonLinesSink, Record, Sink, SpoolingSink};
 use meter_vision::{
     FileSource, FolderOrder, FolderSource, Frame, FrameSource, HttpCamera, Pipeline,
 };
@@ -274,39 +271,13 @@ impl Report {
 
     /// The record for the sinks.
     pub fn record(&self, reading: &Reading) -> Record {
-        let rec = match &self.decision {
-            Decision::Stored { .. } => Record::stored(
-                &self.meter,
-                self.time,
-                StoredValue {
-                    value: self.value.unwrap_or(self.raw),
-                    raw: self.raw,
-                    rate_per_hour: self.rate_per_hour,
-                    confidence_min: reading.min_confidence().map_or(1.0, |c| c.1),
-                    digits: reading
-                        .digits
-                        .iter()
-                        .map(|d| DigitValue {
-                            tenths: d.observed,
-                            confidence: d.confidence,
-                        })
-                        .collect(),
-                },
-            ),
-            Decision::Rejected(r) | Decision::Unsure(r) => Record::event(
-                &self.meter,
-                self.time,
-                Event {
-                    status: if matches!(self.decision, Decision::Unsure(_)) {
-                        EventStatus::Unsure
-                    } else {
-                        EventStatus::Rejected
-                    },
-                    raw: Some(self.raw),
-                    reason: r.to_string(),
-                },
-            ),
-        };
+        let rec = Record::from_decision(
+            &self.meter,
+            self.time,
+            reading,
+            &self.decision,
+            self.rate_per_hour,
+        );
         match &self.unit {
             Some(u) => rec.with_unit(u.clone()),
             None => rec,
