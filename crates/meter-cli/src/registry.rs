@@ -224,36 +224,7 @@ pub fn retrain_due(
 /// Counts the image files in the label folders of `dataset_dir` (0 when it
 /// does not exist yet).
 pub fn count_dataset_images(dataset_dir: &Path) -> anyhow::Result<usize> {
-    let entries = match std::fs::read_dir(dataset_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dataset_dir.display())),
-    };
-    let mut n = 0;
-    for entry in entries {
-        let sub = entry
-            .with_context(|| format!("reading {}", dataset_dir.display()))?
-            .path();
-        let is_label = sub
-            .file_name()
-            .and_then(|s| s.to_str())
-            .is_some_and(|s| s.parse::<meter_core::Tenths>().is_ok());
-        if !(is_label && sub.is_dir()) {
-            continue;
-        }
-        for f in std::fs::read_dir(&sub).with_context(|| format!("reading {}", sub.display()))? {
-            let p = f
-                .with_context(|| format!("reading {}", sub.display()))?
-                .path();
-            let hidden = p
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            if p.is_file() && !hidden {
-                n += 1;
-            }
-        }
-    }
-    Ok(n)
+    Ok(crate::label::label_files(dataset_dir)?.len())
 }
 
 #[cfg(test)]

@@ -138,10 +138,19 @@ fn hash_of_name(path: &Path) -> Option<u64> {
 
 /// Every hash-named image in the label folders of `dataset_dir`.
 pub fn dataset_index(dataset_dir: &Path) -> anyhow::Result<HashMap<u64, PathBuf>> {
-    let mut index = HashMap::new();
+    Ok(label_files(dataset_dir)?
+        .into_iter()
+        .filter_map(|p| hash_of_name(&p).map(|h| (h, p)))
+        .collect())
+}
+
+/// The (non-hidden) files in the label folders (`N.M`) of `dataset_dir`;
+/// none when it does not exist yet.
+pub fn label_files(dataset_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
     let entries = match std::fs::read_dir(dataset_dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(index),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(files),
         Err(e) => return Err(e).with_context(|| format!("reading {}", dataset_dir.display())),
     };
     for entry in entries {
@@ -159,12 +168,15 @@ pub fn dataset_index(dataset_dir: &Path) -> anyhow::Result<HashMap<u64, PathBuf>
             let p = f
                 .with_context(|| format!("reading {}", sub.display()))?
                 .path();
-            if let Some(h) = hash_of_name(&p) {
-                index.insert(h, p);
+            let hidden = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if p.is_file() && !hidden {
+                files.push(p);
             }
         }
     }
-    Ok(index)
+    Ok(files)
 }
 
 /// The session's settings.
