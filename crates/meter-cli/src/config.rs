@@ -82,6 +82,10 @@ pub struct RawRetrain {
     pub after_new_images: Option<usize>,
     /// Never retrain more often than this (`"24h"`, seconds).
     pub min_interval: Option<RawInterval>,
+    /// Whether `meter run` retrains by itself when due (default false).
+    pub in_run: Option<bool>,
+    /// How often `meter run` asks whether a retrain is due (default `"10m"`).
+    pub check_every: Option<RawInterval>,
 }
 
 /// When to retrain automatically.
@@ -91,6 +95,10 @@ pub struct RetrainSchedule {
     pub after_new_images: usize,
     /// Shortest time between two retrains.
     pub min_interval: Duration,
+    /// Whether `meter run` retrains in the background when due.
+    pub in_run: bool,
+    /// How often `meter run` checks whether a retrain is due.
+    pub check_every: Duration,
 }
 
 /// `[[meter]]`.
@@ -457,9 +465,15 @@ fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
                 None => Duration::from_secs(24 * 3600),
                 Some(i) => parse_interval(i).context("retrain.min_interval")?,
             };
+            let check_every = match &r.check_every {
+                None => Duration::from_secs(600),
+                Some(i) => parse_interval(i).context("retrain.check_every")?,
+            };
             Some(RetrainSchedule {
                 after_new_images,
                 min_interval,
+                in_run: r.in_run.unwrap_or(false),
+                check_every,
             })
         }
     };
@@ -714,6 +728,26 @@ mod tests {
         type = "jsonl"
         path = "out/readings.jsonl"
     "#;
+
+    #[test]
+    fn retrain_in_run_is_off_unless_asked_for() {
+        let c = load(&format!("{GOOD}\n[retrain]\nafter_new_images = 50\n"), &[]).unwrap();
+        let r = c.retrain.unwrap();
+        assert!(!r.in_run);
+        assert_eq!(r.check_every, Duration::from_secs(600));
+        let text = format!("{GOOD}\n[retrain]\nin_run = true\ncheck_every = \"30s\"\n");
+        let r = load(&text, &[]).unwrap().retrain.unwrap();
+        assert!(r.in_run);
+        assert_eq!(r.check_every, Duration::from_secs(30));
+        let bad = format!("{GOOD}\n[retrain]\ncheck_every = \"soon\"\n");
+        let e = format!("{:#}", load(&bad, &[]).unwrap_err());
+        assert!(e.contains("retrain.check_every"), "{e}");
+        let e = format!(
+            "{:#}",
+            load(&format!("{GOOD}\n[retrain]\nin_runn = true\n"), &[]).unwrap_err()
+        );
+        assert!(e.contains("in_runn"), "{e}");
+    }
 
     #[test]
     fn resolves_a_good_file() {

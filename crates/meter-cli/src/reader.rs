@@ -328,6 +328,29 @@ impl MeterReader {
         })
     }
 
+    /// Reads the next frames with `model` (a retrained version); refused
+    /// when its digit size differs from the pipeline's.
+    pub fn set_model(&mut self, model: DigitModel) -> anyhow::Result<()> {
+        let (have, got) = (self.model.input_size(), model.input_size());
+        anyhow::ensure!(
+            have == got,
+            "meter {}: the new model reads {}x{} digits, the pipeline cuts {}x{}",
+            self.meter.name,
+            got.0,
+            got.1,
+            have.0,
+            have.1
+        );
+        self.model = model;
+        Ok(())
+    }
+
+    /// The model it reads with.
+    #[cfg(test)]
+    pub fn model(&self) -> &DigitModel {
+        &self.model
+    }
+
     /// The meter's configuration.
     pub fn meter(&self) -> &MeterConfig {
         &self.meter

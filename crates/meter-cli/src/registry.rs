@@ -290,6 +290,8 @@ mod tests {
         let sched = RetrainSchedule {
             after_new_images: 100,
             min_interval: Duration::from_secs(3600),
+            in_run: false,
+            check_every: Duration::from_secs(600),
         };
         let t0 = OffsetDateTime::UNIX_EPOCH + time::Duration::days(1000);
         assert!(retrain_due(&sched, None, 99, t0).is_none());

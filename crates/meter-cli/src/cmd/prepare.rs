@@ -110,6 +110,19 @@ dataset_cap = 2000
 # A reading is stored only when every digit is at least this confident.
 min_confidence = 0.95
 
+# Retraining on your own meter (`meter retrain --if-due`, `meter run`): a
+# new version is kept only when it reads the validation images no worse.
+# [retrain]
+# Retrain once this many images arrived in dataset_dir since the last try.
+# after_new_images = 200
+# Never retrain more often than this.
+# min_interval = "24h"
+# Whether `meter run` retrains by itself, in the background, when due; the
+# meters read with a promoted version from their next frame on.
+# in_run = false
+# How often `meter run` asks whether a retrain is due.
+# check_every = "10m"
+
 [[meter]]
 name = "{meter}"
 # The ESP32-CAM's address (GET /capture), or a JPEG file or folder of frames.

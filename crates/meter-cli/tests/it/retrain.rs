@@ -7,16 +7,28 @@ use meter_core::Tenths;
 use meter_model::{Dataset, DigitModel, TrainConfig};
 use meter_synth::{render_digit, DigitStyle};
 
-use crate::helpers::{assert_error, run, s, stdout};
+use crate::helpers::{assert_error, meter, rolling, run, s, sim_meter, stderr, stdout};
 
 /// A user's folder: config and a dataset of synthetic digits (`per_label`
 /// images of each whole digit, in varied colours and sizes).
 fn user(per_label: usize) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
+    write_digits(&dir.path().join("dataset"), per_label);
+    let config = dir.path().join("meter.toml");
+    std::fs::write(
+        &config,
+        "[[meter]]\nname = \"house\"\nsource = \"frames\"\ndigits = [[0, 0, 20, 32]]\n",
+    )
+    .unwrap();
+    (dir, config)
+}
+
+/// Fills `dataset` with `per_label` synthetic images of each whole digit.
+fn write_digits(dataset: &Path, per_label: usize) {
     let (w, h) = DigitModel::shipped().input_size();
     for d in 0..10u8 {
         let label = Tenths::new(d * 10).unwrap();
-        let folder = dir.path().join("dataset").join(label.to_string());
+        let folder = dataset.join(label.to_string());
         std::fs::create_dir_all(&folder).unwrap();
         for k in 0..per_label {
             let k8 = k as u8;
@@ -32,13 +44,6 @@ fn user(per_label: usize) -> (tempfile::TempDir, PathBuf) {
                 .unwrap();
         }
     }
-    let config = dir.path().join("meter.toml");
-    std::fs::write(
-        &config,
-        "[[meter]]\nname = \"house\"\nsource = \"frames\"\ndigits = [[0, 0, 20, 32]]\n",
-    )
-    .unwrap();
-    (dir, config)
 }
 
 fn registry(dir: &Path) -> serde_json::Value {
@@ -195,4 +200,50 @@ fn too_few_images_is_a_clear_error() {
         &run(&["retrain", "--config", s(&config)]),
         &["too few", "meter classify", s(&dir.path().join("dataset"))],
     );
+}
+
+#[test]
+fn run_retrains_in_the_background_when_due() {
+    let sim = sim_meter(rolling(100.0, 0.0, 1), "200ms", "");
+    write_digits(&sim.dir.path().join("dataset"), 3);
+    let text = std::fs::read_to_string(&sim.config).unwrap();
+    std::fs::write(
+        &sim.config,
+        format!("{text}\n[retrain]\nafter_new_images = 10\nin_run = true\n"),
+    )
+    .unwrap();
+    let o = meter()
+        .env("RUST_LOG", "info")
+        .args(["run", "--config", s(&sim.config), "--count", "3"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{}\n{err}", stdout(&o));
+    assert_eq!(
+        stdout(&o).lines().count(),
+        3,
+        "three readings: {}",
+        stdout(&o)
+    );
+    // The check at the start found 30 images (10 needed) and the run waited
+    // for the retrain to decide before exiting.
+    let reg = registry(sim.dir.path());
+    let attempt = &reg["last_attempt"];
+    assert!(attempt["dataset_images"].as_u64().unwrap() >= 30, "{reg}");
+    let promoted = attempt["promoted"].as_bool().unwrap();
+    let decision = if promoted { "promoted" } else { "refused" };
+    assert!(
+        err.contains(&format!("retrain decision={decision}")),
+        "{err}"
+    );
+    assert_eq!(
+        sim.dir.path().join("models/v0001.safetensors").exists(),
+        promoted
+    );
+
+    // Not due again right away (min_interval): a second run leaves the
+    // attempt as it was.
+    let o = run(&["run", "--config", s(&sim.config), "--count", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(registry(sim.dir.path())["last_attempt"], *attempt);
 }
