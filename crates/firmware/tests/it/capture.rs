@@ -7,23 +7,12 @@ use firmware::SimError;
 use image::{GenericImageView, RgbImage};
 use meter_synth::{render_digit, MeterLayout};
 
-use crate::{get, start, still_meter};
+use crate::{get, mean_abs_diff, start, still_meter};
 
 fn decode(body: &[u8]) -> RgbImage {
     image::load_from_memory_with_format(body, image::ImageFormat::Jpeg)
         .expect("a decodable JPEG")
         .to_rgb8()
-}
-
-fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let sum: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    sum as f64 / a.as_raw().len() as f64
 }
 
 #[test]

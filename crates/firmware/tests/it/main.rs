@@ -12,6 +12,18 @@ use std::time::Duration;
 
 use firmware::camsim::{Advance, FrameSource, FrameTruth, Server, SimConfig, SyntheticConfig};
 
+/// Mean absolute difference per channel value of two same-sized images.
+pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
 /// An HTTP client that returns 4xx/5xx as responses, with a time limit.
 pub fn client(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()

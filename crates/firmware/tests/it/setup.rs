@@ -3,7 +3,7 @@
 use firmware::camsim::{layout_json, SyntheticConfig};
 use meter_synth::MeterLayout;
 
-use crate::{get, start};
+use crate::{get, mean_abs_diff, start};
 
 #[test]
 fn write_setup_writes_marks_reference_layout_and_config() {
@@ -36,17 +36,6 @@ fn write_setup_writes_marks_reference_layout_and_config() {
     let mark_path = marks[0]["image"].as_str().unwrap();
     assert!(std::path::Path::new(mark_path).is_absolute());
     assert!(std::path::Path::new(mark_path).exists());
-}
-
-fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let sum: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    sum as f64 / a.as_raw().len() as f64
 }
 
 #[test]
