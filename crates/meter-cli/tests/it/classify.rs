@@ -1,12 +1,12 @@
 //! `meter classify`: in a real terminal (tmux) and with piped answers.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use meter_synth::{FrameParams, MeterLayout};
 
-use crate::helpers::{meter, s};
+use crate::helpers::{run_with_input, s};
 
 /// A meter of synthetic frames on disk: `frames/`, config, mark templates.
 pub struct FramesMeter {
@@ -75,27 +75,16 @@ fn counts(v: &[(&str, usize)]) -> Vec<(String, usize)> {
 fn piped_answers_file_crops_and_a_second_run_resumes() {
     let m = frames_meter(&[123.4, 567.8]);
     let run = |input: &str| {
-        let mut child = meter()
-            .args([
+        run_with_input(
+            &[
                 "classify",
                 "--config",
                 s(&m.config),
                 "--frames",
                 s(&m.frames),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+            ],
+            input,
+        )
     };
     // Digit 1: 0, digit 2: 1 (as 1.0), digit 3: 2.7 rolling, skip, undo the
     // skip, 9, then quit.
@@ -273,20 +262,10 @@ fn unsure_crops_of_predict_are_labelled_and_moved() {
     let unsure = m.dir.path().join("unsure");
     let queued = || std::fs::read_dir(&unsure).unwrap().flatten().count();
     assert_eq!(queued(), 6, "one crop per digit");
-    let mut child = meter()
-        .args(["classify", "--config", s(&m.config), "--unsure"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"0\n1\n2\nq\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = run_with_input(
+        &["classify", "--config", s(&m.config), "--unsure"],
+        "0\n1\n2\nq\n",
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.contains("filed 3, skipped 0, undone 0, left 3"),
