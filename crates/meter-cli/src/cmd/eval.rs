@@ -1,6 +1,6 @@
 //! `meter eval`: accuracy and speed of a model on labelled digit images.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use meter_model::{evaluate, Dataset, DigitModel, EvalReport};
@@ -35,6 +35,10 @@ pub struct Args {
     /// Fail when `settled_digit` is below this fraction.
     #[arg(long, value_name = "FRACTION")]
     pub min_settled: Option<f64>,
+    /// Write every misread image here, named `<label>_as_<predicted>__<source>__<file>.png`
+    /// (at the model's input size), to see what the model gets wrong.
+    #[arg(long, value_name = "DIR")]
+    pub misreads: Option<PathBuf>,
 }
 
 /// Runs the command.
@@ -66,6 +70,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         data = data.with_sources(&sources);
     }
     let report = evaluate(&model, &data)?;
+    if let Some(dir) = &args.misreads {
+        let n = write_misreads(&model, &data, dir)?;
+        log::info!("{n} misread images written to {}", dir.display());
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -90,6 +98,37 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         failures.join(", ")
     );
     Ok(Outcome::Done)
+}
+
+/// Writes the images whose prediction is not exact into `dir`; returns how many.
+fn write_misreads(model: &DigitModel, data: &Dataset, dir: &Path) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = 0;
+    for chunk in data.samples.chunks(meter_model::EVAL_BATCH) {
+        let images: Vec<_> = chunk.iter().map(|s| s.image.clone()).collect();
+        for (s, p) in chunk.iter().zip(model.predict_batch(&images)?) {
+            if p.tenths == s.label {
+                continue;
+            }
+            let file = s
+                .path
+                .file_stem()
+                .map_or_else(|| "image".into(), |f| f.to_string_lossy().into_owned());
+            let name = format!(
+                "{}_as_{}__{}__{}.png",
+                s.label,
+                p.tenths,
+                s.source.replace(['/', ' '], "_"),
+                file
+            );
+            let path = dir.join(name);
+            s.image
+                .save(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            written += 1;
+        }
+    }
+    Ok(written)
 }
 
 fn pct(v: f64) -> String {
