@@ -27,6 +27,11 @@ pub struct AugmentConfig {
     pub p_jpeg: f64,
     /// Probability of swapping colour channels (hue change, e.g. red digits).
     pub p_channel_swap: f64,
+    /// Maximum horizontal shear (x shift per pixel of height): slanted fonts.
+    pub max_shear: f32,
+    /// Probability of a stroke-weight change (a soft horizontal min or max
+    /// filter): thinner or bolder fonts than the training meters have.
+    pub p_stroke: f64,
 }
 
 impl Default for AugmentConfig {
@@ -40,6 +45,8 @@ impl Default for AugmentConfig {
             p_occlusion: 0.15,
             p_jpeg: 0.2,
             p_channel_swap: 0.1,
+            max_shear: 0.12,
+            p_stroke: 0.25,
         }
     }
 }
@@ -51,6 +58,9 @@ pub fn augment<R: Rng>(img: &RgbImage, cfg: &AugmentConfig, rng: &mut R) -> RgbI
         return img.clone();
     }
     let mut buf = warp(img, cfg, rng);
+    if rng.gen_bool(cfg.p_stroke) {
+        stroke_weight(&mut buf, w as usize, rng.gen_bool(0.5));
+    }
     photometric(&mut buf, rng);
     if rng.gen_bool(cfg.p_blur) {
         blur(&mut buf, w as usize, h as usize);
@@ -91,6 +101,7 @@ fn warp<R: Rng>(img: &RgbImage, cfg: &AugmentConfig, rng: &mut R) -> Vec<f32> {
     let sy = 1.0 + rng.gen_range(-cfg.max_scale..=cfg.max_scale);
     let tx = rng.gen_range(-cfg.max_shift_x..=cfg.max_shift_x);
     let ty = rng.gen_range(-cfg.max_shift_y..=cfg.max_shift_y);
+    let shear = rng.gen_range(-cfg.max_shear..=cfg.max_shear);
     let (sin, cos) = angle.sin_cos();
     let (cx, cy) = (wf / 2.0, hf / 2.0);
     let raw = img.as_raw();
@@ -105,7 +116,7 @@ fn warp<R: Rng>(img: &RgbImage, cfg: &AugmentConfig, rng: &mut R) -> Vec<f32> {
             // Inverse map: output pixel centre -> source coordinates.
             let dx = x as f32 + 0.5 - cx - tx;
             let dy = y as f32 + 0.5 - cy - ty;
-            let u = (cos * dx + sin * dy) / sx + cx - 0.5;
+            let u = (cos * dx + sin * dy) / sx + shear * dy + cx - 0.5;
             let v = (-sin * dx + cos * dy) / sy + cy - 0.5;
             let (x0, y0) = (u.floor() as i32, v.floor() as i32);
             let (fx, fy) = (u - x0 as f32, v - y0 as f32);
@@ -151,6 +162,31 @@ fn photometric<R: Rng>(buf: &mut [f32], rng: &mut R) {
             let v = if invert { 255.0 - src[c] } else { src[c] };
             let m = if invert { 255.0 - mean } else { mean };
             px[c] = ((v - m) * contrast + m + brightness) * gains[c];
+        }
+    }
+}
+
+/// Moves each pixel half-way towards the darkest (`thicken_dark`) or the
+/// lightest of its horizontal neighbours: dark strokes grow or shrink by about
+/// a pixel, whichever way round digit and background are.
+fn stroke_weight(buf: &mut [f32], w: usize, thicken_dark: bool) {
+    let luma = |p: &[f32]| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+    let src = buf.to_vec();
+    for (row_out, row) in buf.chunks_exact_mut(w * 3).zip(src.chunks_exact(w * 3)) {
+        for x in 0..w {
+            let mut best = x;
+            for n in [x.saturating_sub(1), (x + 1).min(w - 1)] {
+                let (a, b) = (
+                    luma(&row[n * 3..n * 3 + 3]),
+                    luma(&row[best * 3..best * 3 + 3]),
+                );
+                if (thicken_dark && a < b) || (!thicken_dark && a > b) {
+                    best = n;
+                }
+            }
+            for c in 0..3 {
+                row_out[x * 3 + c] = 0.5 * (row[x * 3 + c] + row[best * 3 + c]);
+            }
         }
     }
 }
@@ -209,4 +245,67 @@ fn jpeg_round_trip(img: &RgbImage, quality: u8) -> Option<RgbImage> {
     dec.read_image(&mut data).ok()?;
     let out = RgbImage::from_raw(w, h, data)?;
     (out.dimensions() == img.dimensions()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 5-pixel grey row with a dark pixel in the middle.
+    fn row_with_dark_pixel() -> Vec<f32> {
+        let mut row = vec![200.0; 5 * 3];
+        row[6..9].copy_from_slice(&[0.0, 0.0, 0.0]);
+        row
+    }
+
+    #[test]
+    fn stroke_weight_thickens_and_thins_dark_strokes() {
+        let dark_count = |b: &[f32]| b.chunks(3).filter(|p| p[0] < 150.0).count();
+        let mut bold = row_with_dark_pixel();
+        stroke_weight(&mut bold, 5, true);
+        assert_eq!(dark_count(&bold), 3, "{bold:?}");
+        let mut thin = row_with_dark_pixel();
+        stroke_weight(&mut thin, 5, false);
+        assert_eq!(dark_count(&thin), 1, "{thin:?}");
+        assert!(thin[6] > 50.0, "lighter than before: {thin:?}");
+    }
+
+    #[test]
+    fn shear_moves_the_top_and_bottom_rows_opposite_ways() {
+        // A vertical bar in column 5 of an 11x11 image, sheared only.
+        let img = RgbImage::from_fn(11, 11, |x, _| {
+            if x == 5 {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
+        let cfg = AugmentConfig {
+            max_rotation_deg: 0.0,
+            max_scale: 0.0,
+            max_shift_x: 0.0,
+            max_shift_y: 0.0,
+            max_shear: 0.3,
+            ..AugmentConfig::default()
+        };
+        let darkest_x = |buf: &[f32], y: usize| {
+            (0..11)
+                .min_by(|&a, &b| buf[(y * 11 + a) * 3].total_cmp(&buf[(y * 11 + b) * 3]))
+                .unwrap()
+        };
+        let slant = |max_shear: f32, seed: u64| {
+            let cfg = AugmentConfig {
+                max_shear,
+                ..cfg.clone()
+            };
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+            let buf = warp(&img, &cfg, &mut rng);
+            darkest_x(&buf, 0) as i32 - darkest_x(&buf, 10) as i32
+        };
+        let slants: Vec<i32> = (0..20).map(|seed| slant(0.3, seed)).collect();
+        assert!(slants.iter().any(|&s| s >= 2), "{slants:?}");
+        assert!(slants.iter().any(|&s| s <= -2), "{slants:?}");
+        assert!(slants.iter().all(|&s| s.abs() <= 4), "{slants:?}");
+        assert!((0..20).all(|seed| slant(0.0, seed) == 0));
+    }
 }
