@@ -36,6 +36,7 @@ pub struct TrainConfig {
     architecture: Architecture,
     init: Option<(DigitModel, String)>,
     augment: Option<AugmentConfig>,
+    freeze_batch_norm: bool,
 }
 
 impl TrainConfig {
@@ -56,6 +57,7 @@ impl TrainConfig {
                 architecture: Architecture::default(),
                 init: None,
                 augment: Some(AugmentConfig::default()),
+                freeze_batch_norm: false,
             },
         }
     }
@@ -142,6 +144,15 @@ impl TrainConfigBuilder {
         self.cfg.init = Some((model, name.into()));
         self
     }
+    /// Keep the batch-norm statistics of the initial model (`init`) instead
+    /// of re-estimating them from the training batches: fine-tuning on one
+    /// user's meter then cannot shift the normalisation every other meter
+    /// relies on (a main cause of forgetting). Scale and shift still learn.
+    pub fn freeze_batch_norm(mut self, freeze: bool) -> Self {
+        self.cfg.freeze_batch_norm = freeze;
+        self
+    }
+
     /// Augmentation settings, or `None` to train on the images as they are.
     pub fn augment(mut self, augment: Option<AugmentConfig>) -> Self {
         self.cfg.augment = augment;
@@ -375,7 +386,7 @@ pub fn train(
             };
             let logits = model_net.forward_masked(
                 Input::Columns(&cols, h as usize, w as usize),
-                true,
+                !cfg.freeze_batch_norm,
                 mask.as_ref(),
             )?;
             let logp = candle_nn::ops::log_softmax(&logits, 1)?;

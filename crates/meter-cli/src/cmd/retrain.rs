@@ -67,6 +67,19 @@ pub struct Args {
     /// How many images to draw from --replay (seeded).
     #[arg(long, default_value_t = 8000)]
     pub replay_count: usize,
+    /// Blend weight of the fine-tuned weights (1 = the fine-tuned model
+    /// alone, 0.25 = a quarter of the way from the current model) instead of
+    /// the best of 1, 0.75, 0.5 and 0.25 on the validation images.
+    #[arg(long, value_name = "ALPHA", value_parser = parse_blend)]
+    pub blend: Option<f32>,
+}
+
+fn parse_blend(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(a) if a > 0.0 && a <= 1.0 => Ok(a),
+        Ok(a) => Err(format!("{a} is not in (0, 1]")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Whether an image belongs to the fixed validation part.
@@ -89,6 +102,8 @@ pub struct Settings {
     pub replay: Option<PathBuf>,
     /// How many of them.
     pub replay_count: usize,
+    /// A fixed blend weight instead of choosing one.
+    pub blend: Option<f32>,
 }
 
 impl Default for Settings {
@@ -100,8 +115,126 @@ impl Default for Settings {
             candidate: None,
             replay: None,
             replay_count: 8000,
+            blend: None,
         }
     }
+}
+
+/// Significance level of the forgetting check: the candidate is refused when
+/// it reads the replay images worse with a one-sided p below this.
+pub const FORGET_P: f64 = 0.05;
+
+/// Two models on the same images: how many images the candidate gets wrong
+/// that the current model gets right (`lost`), and the reverse (`gained`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Paired {
+    /// Right before, wrong now.
+    pub lost: usize,
+    /// Wrong before, right now.
+    pub gained: usize,
+}
+
+impl Paired {
+    /// One-sided exact McNemar (sign) test: the probability of losing at
+    /// least `lost` of the `lost + gained` changed images if both models were
+    /// equally good, i.e. P(X >= lost) for X ~ Binomial(lost + gained, 1/2).
+    pub fn p_worse(&self) -> f64 {
+        let n = self.lost + self.gained;
+        // log P(X = k), walked up from k = 0 (exact and stable for any n).
+        let mut log_pmf = -(n as f64) * std::f64::consts::LN_2;
+        let mut tail = 0.0;
+        for k in 0..=n {
+            if k >= self.lost {
+                tail += log_pmf.exp();
+            }
+            if k < n {
+                log_pmf += ((n - k) as f64).ln() - ((k + 1) as f64).ln();
+            }
+        }
+        tail.min(1.0)
+    }
+
+    /// Whether the candidate is worse beyond what chance explains.
+    pub fn significantly_worse(&self) -> bool {
+        self.lost > self.gained && self.p_worse() < FORGET_P
+    }
+}
+
+/// The forgetting check: both models on held-back images of other meters
+/// (`--replay`). A few hundred images differ by a handful between any two
+/// fine-tunes, so "worse" means significantly worse (paired, [`FORGET_P`]),
+/// on the exact tenth or on within 0.1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayCheck {
+    /// The current model's score.
+    pub current: Score,
+    /// The candidate's score.
+    pub candidate: Score,
+    /// Paired exact-tenth outcomes.
+    pub exact: Paired,
+    /// Paired within-0.1 outcomes.
+    pub within: Paired,
+}
+
+impl ReplayCheck {
+    /// Whether the candidate forgets (significantly worse on either measure).
+    pub fn forgets(&self) -> bool {
+        self.exact.significantly_worse() || self.within.significantly_worse()
+    }
+
+    fn describe(&self) -> String {
+        let pair = |name: &str, p: &Paired| {
+            format!(
+                "{name}: {} lost, {} gained (p = {:.3})",
+                p.lost,
+                p.gained,
+                p.p_worse()
+            )
+        };
+        format!(
+            "{}; {}",
+            pair("exact", &self.exact),
+            pair("within 0.1", &self.within)
+        )
+    }
+}
+
+/// Per image: (exact, within 0.1) right.
+fn outcomes(model: &DigitModel, data: &Dataset) -> anyhow::Result<Vec<(bool, bool)>> {
+    let mut out = Vec::with_capacity(data.len());
+    for chunk in data.samples.chunks(meter_model::EVAL_BATCH) {
+        let images: Vec<_> = chunk.iter().map(|s| s.image.clone()).collect();
+        for (s, p) in chunk.iter().zip(model.predict_batch(&images)?) {
+            out.push((
+                p.tenths == s.label,
+                p.tenths.circular_distance(s.label) <= 1,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Compares `candidate` with the current model (its `cur` outcomes and score) on `data`.
+fn replay_check(
+    candidate: &DigitModel,
+    data: &Dataset,
+    cur: &(Vec<(bool, bool)>, Score),
+) -> anyhow::Result<ReplayCheck> {
+    let cand = outcomes(candidate, data)?;
+    let mut exact = Paired::default();
+    let mut within = Paired::default();
+    for (&(ce, cw), &(ne, nw)) in cur.0.iter().zip(&cand) {
+        for (before, after, p) in [(ce, ne, &mut exact), (cw, nw, &mut within)] {
+            p.lost += usize::from(before && !after);
+            p.gained += usize::from(!before && after);
+        }
+    }
+    Ok(ReplayCheck {
+        current: cur.1,
+        candidate: Score::from(&evaluate(candidate, data)?),
+        exact,
+        within,
+    })
 }
 
 /// What a retrain decided.
@@ -121,8 +254,8 @@ pub enum Decision {
         current: Score,
         /// The candidate's score.
         candidate: Score,
-        /// (current, candidate) on held-back replay images, with --replay.
-        general: Option<(Score, Score)>,
+        /// Both models on held-back replay images, with --replay.
+        general: Option<ReplayCheck>,
     },
     /// The candidate was worse: nothing changed.
     Refused {
@@ -132,8 +265,8 @@ pub enum Decision {
         current: Score,
         /// The candidate's score.
         candidate: Score,
-        /// (current, candidate) on held-back replay images, with --replay.
-        general: Option<(Score, Score)>,
+        /// Both models on held-back replay images, with --replay.
+        general: Option<ReplayCheck>,
     },
 }
 
@@ -224,7 +357,7 @@ pub fn retrain(
         }
         // The user's meter stays at least half of what is seen: its images
         // are repeated (augmentation makes each pass differ).
-        let repeats = extra.len().div_ceil(user_images).clamp(1, 8);
+        let repeats = extra.len().div_ceil(user_images).max(1);
         log::info!(
             "mixing in {} images from {} (the {user_images} of the dataset {repeats} times each)",
             extra.len(),
@@ -239,7 +372,9 @@ pub fn retrain(
     let cur_score = Score::from(&evaluate(&current, &val)?);
     let cur_general = replay_val
         .as_ref()
-        .map(|g| evaluate(&current, g).map(|r| Score::from(&r)))
+        .map(|g| -> anyhow::Result<_> {
+            Ok((outcomes(&current, g)?, Score::from(&evaluate(&current, g)?)))
+        })
         .transpose()?;
     let (candidate, train_seconds) = match &settings.candidate {
         Some(p) => (
@@ -254,18 +389,18 @@ pub fn retrain(
                 &val,
                 replay_val.as_ref(),
                 cur_general.as_ref(),
+                settings.blend,
             )?;
             (best, secs)
         }
     };
     let cand_score = Score::from(&evaluate(&candidate, &val)?);
-    let cand_general = replay_val
-        .as_ref()
-        .map(|g| evaluate(&candidate, g).map(|r| Score::from(&r)))
-        .transpose()?;
-    let general = cur_general.zip(cand_general);
-    let promote = cand_score.not_worse_than(&cur_score)
-        && general.is_none_or(|(cur, cand)| cand.not_worse_than(&cur));
+    let general = match (&replay_val, &cur_general) {
+        (Some(g), Some(cur)) => Some(replay_check(&candidate, g, cur)?),
+        _ => None,
+    };
+    let promote =
+        cand_score.not_worse_than(&cur_score) && general.as_ref().is_none_or(|g| !g.forgets());
     reg.last_attempt = Some(Attempt {
         time: now,
         dataset_images,
@@ -324,15 +459,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         candidate: args.candidate.clone(),
         replay: args.replay.clone(),
         replay_count: args.replay_count,
+        blend: args.blend,
     };
     let started = Instant::now();
     let scores =
-        |parent: u32, current: &Score, candidate: &Score, general: &Option<(Score, Score)>| {
+        |parent: u32, current: &Score, candidate: &Score, general: &Option<ReplayCheck>| {
             println!("current   {}: {}", version_name(parent), current.describe());
             println!("candidate    : {}", candidate.describe());
-            if let Some((cur, cand)) = general {
-                println!("replay check, current  : {}", cur.describe());
-                println!("replay check, candidate: {}", cand.describe());
+            if let Some(g) = general {
+                println!("replay check, current  : {}", g.current.describe());
+                println!("replay check, candidate: {}", g.candidate.describe());
+                println!("replay check, paired   : {}", g.describe());
             }
         };
     match retrain(&cfg, &settings, args.if_due)? {
@@ -390,10 +527,12 @@ fn pick_blend(
     tuned: DigitModel,
     val: &Dataset,
     replay_val: Option<&Dataset>,
-    cur_general: Option<&Score>,
+    cur_general: Option<&(Vec<(bool, bool)>, Score)>,
+    fixed: Option<f32>,
 ) -> anyhow::Result<DigitModel> {
     let mut best: Option<(f32, (f64, f64), bool, DigitModel)> = None;
-    for alpha in BLENDS {
+    let fixed = fixed.map(|a| [a]);
+    for &alpha in fixed.as_ref().map_or(&BLENDS[..], |f| &f[..]) {
         let m = if alpha == 1.0 {
             tuned.clone()
         } else {
@@ -401,7 +540,7 @@ fn pick_blend(
         };
         let u = Score::from(&evaluate(&m, val)?);
         let keeps = match (replay_val, cur_general) {
-            (Some(g), Some(cur)) => Score::from(&evaluate(&m, g)?).not_worse_than(cur),
+            (Some(g), Some(cur)) => !replay_check(&m, g, cur)?.forgets(),
             _ => true,
         };
         log::info!(
@@ -454,6 +593,7 @@ fn fine_tune(
         .batch_size(batch)
         .learning_rate(args.lr)
         .validation_fraction(0.0)
+        .freeze_batch_norm(true)
         .build()?;
     let started = Instant::now();
     let outcome = meter_model::train(train, &cfg, &mut |ev| {
@@ -472,4 +612,37 @@ fn fine_tune(
         train.len()
     );
     Ok((outcome.model, secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_test_p_values() {
+        let p = |lost, gained| Paired { lost, gained }.p_worse();
+        assert!((p(0, 0) - 1.0).abs() < 1e-12);
+        assert!((p(0, 9) - 1.0).abs() < 1e-12);
+        assert!((p(3, 0) - 0.125).abs() < 1e-12);
+        assert!((p(5, 0) - 1.0 / 32.0).abs() < 1e-12);
+        // P(X >= 10), X ~ Bin(17, 1/2) = 0.3145...
+        assert!(
+            (p(10, 7) - 0.314_529_418_945_312_5).abs() < 1e-9,
+            "{}",
+            p(10, 7)
+        );
+        // Large n stays finite and symmetric around the middle.
+        assert!((p(1000, 1000) - 0.5).abs() < 0.02);
+        assert!(p(1100, 900) < 1e-5);
+    }
+
+    #[test]
+    fn only_a_significant_loss_counts_as_forgetting() {
+        let worse = |lost, gained| Paired { lost, gained }.significantly_worse();
+        assert!(!worse(3, 0), "three images are chance");
+        assert!(!worse(12, 8));
+        assert!(worse(5, 0));
+        assert!(worse(30, 10));
+        assert!(!worse(10, 30), "a gain is never worse");
+    }
 }
