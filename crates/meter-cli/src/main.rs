@@ -5,6 +5,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for command output. A closed pipe (`meter eval | head`) ends
+/// the process quietly with exit 0, as the default SIGPIPE action would,
+/// where `println!` would panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(&e);
+        }
+    }};
+}
+
 mod blend;
 mod cmd;
 mod config;
@@ -68,6 +80,16 @@ fn run() -> anyhow::Result<Outcome> {
         Command::Run(a) => cmd::run::run(a),
         Command::SetValue(a) => cmd::set_value::run(a),
     }
+}
+
+/// Ends the process after a failed write to stdout: quietly when the reader
+/// went away, with a message otherwise.
+pub(crate) fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to standard output: {e}");
+    std::process::exit(1);
 }
 
 fn main() -> ExitCode {

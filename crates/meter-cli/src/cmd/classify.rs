@@ -88,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let session = Session::new(list, opts, stdout.lock())?;
     if session.len() == 0 {
         drop(session);
-        println!("nothing to label");
+        outln!("nothing to label");
         return Ok(Outcome::Done);
     }
     let summary = if interactive {
@@ -97,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         session.run(keys_from_lines(io::stdin().lock()))?
     };
-    println!(
+    outln!(
         "filed {}, skipped {}, undone {}, left {}{} -> {}",
         summary.filed,
         summary.skipped,

@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         log::info!("{n} misread images written to {}", dir.display());
     }
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        outln!("{}", serde_json::to_string(&report)?);
     } else {
         print_report(&report);
     }
@@ -137,7 +137,7 @@ fn pct(v: f64) -> String {
 
 fn print_report(r: &EvalReport) {
     let settled = |s: Option<f64>| s.map_or("     -".into(), pct);
-    println!(
+    outln!(
         "n {}  exact {}  within 0.1 {}  settled digit {}  ({:.1} µs/digit, batch 8, one thread)",
         r.n,
         pct(r.exact),
@@ -149,9 +149,9 @@ fn print_report(r: &EvalReport) {
         if groups.is_empty() {
             continue;
         }
-        println!("\nper {title}:");
+        outln!("\nper {title}:");
         for (name, m) in groups {
-            println!(
+            outln!(
                 "  {:<48} n {:>5}  exact {}  within {}  settled {}",
                 name,
                 m.n,
@@ -162,9 +162,9 @@ fn print_report(r: &EvalReport) {
         }
     }
     if !r.confusions.is_empty() {
-        println!("\ntop confusions (label -> predicted: count):");
+        outln!("\ntop confusions (label -> predicted: count):");
         for c in &r.confusions {
-            println!("  {} -> {}: {}", c.label, c.predicted, c.count);
+            outln!("  {} -> {}: {}", c.label, c.predicted, c.count);
         }
     }
 }

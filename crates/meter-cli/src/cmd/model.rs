@@ -42,13 +42,13 @@ fn list(config: &std::path::Path) -> anyhow::Result<Outcome> {
         Some(p) => p.display().to_string(),
         None => "the shipped model".to_owned(),
     };
-    println!("{} v0  base: {base}", mark(0));
+    outln!("{} v0  base: {base}", mark(0));
     for v in &reg.versions {
         let created = v
             .created
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        println!(
+        outln!(
             "{} v{}  {created}  from v{}, {} training images, {:.0} s",
             mark(v.version),
             v.version,
@@ -56,15 +56,15 @@ fn list(config: &std::path::Path) -> anyhow::Result<Outcome> {
             v.train_images,
             v.train_seconds
         );
-        println!("        validation: {}", v.score.describe());
-        println!(
+        outln!("        validation: {}", v.score.describe());
+        outln!(
             "        v{} then:    {}",
             v.parent,
             v.parent_score.describe()
         );
     }
     if let Some(a) = &reg.last_attempt {
-        println!(
+        outln!(
             "last retrain: {} with {} dataset images, {}",
             a.time
                 .format(&time::format_description::well_known::Rfc3339)
@@ -99,6 +99,6 @@ fn use_version(config: &std::path::Path, n: u32) -> anyhow::Result<Outcome> {
     }
     reg.current = (n != 0).then_some(n);
     reg.save(&cfg.models_dir)?;
-    println!("now using v{n}");
+    outln!("now using v{n}");
     Ok(Outcome::Done)
 }

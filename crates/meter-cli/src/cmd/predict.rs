@@ -103,12 +103,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             }
             reader.commit(next)?;
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string(&report).expect("report serialises")
                 );
             } else {
-                println!("{}", report.log_line());
+                outln!("{}", report.log_line());
             }
             Ok(report.value.is_some())
         })();

@@ -64,15 +64,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     std::fs::write(&config, template(&root, &args.meter, &args.source))
         .with_context(|| format!("writing {}", config.display()))?;
-    println!("prepared {}", root.display());
-    println!("next: put a frame into {}/frames, then", root.display());
-    println!(
+    outln!("prepared {}", root.display());
+    outln!("next: put a frame into {}/frames, then", root.display());
+    outln!(
         "  meter roi --frame {}/frames/FRAME.jpg --config {} --out {}/roi",
         root.display(),
         config.display(),
         root.display()
     );
-    println!(
+    outln!(
         "and edit {} until the boxes sit on the digits",
         config.display()
     );

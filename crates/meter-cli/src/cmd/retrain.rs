@@ -464,12 +464,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let scores =
         |parent: u32, current: &Score, candidate: &Score, general: &Option<ReplayCheck>| {
-            println!("current   {}: {}", version_name(parent), current.describe());
-            println!("candidate    : {}", candidate.describe());
+            outln!("current   {}: {}", version_name(parent), current.describe());
+            outln!("candidate    : {}", candidate.describe());
             if let Some(g) = general {
-                println!("replay check, current  : {}", g.current.describe());
-                println!("replay check, candidate: {}", g.candidate.describe());
-                println!("replay check, paired   : {}", g.describe());
+                outln!("replay check, current  : {}", g.current.describe());
+                outln!("replay check, candidate: {}", g.candidate.describe());
+                outln!("replay check, paired   : {}", g.describe());
             }
         };
     match retrain(&cfg, &settings, args.if_due)? {
@@ -485,7 +485,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         } => {
             scores(parent, &current, &candidate, &general);
             let on_meter = !candidate.not_worse_than(&current);
-            println!(
+            outln!(
                 "refused: the candidate is worse than {} {}; keeping {}",
                 version_name(parent),
                 match (on_meter, general.is_some()) {
@@ -506,7 +506,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             general,
         } => {
             scores(parent, &current, &candidate, &general);
-            println!(
+            outln!(
                 "promoted: v{version} ({}) is now current ({:.0} s); `meter model use {parent}` rolls back",
                 path.display(),
                 started.elapsed().as_secs_f64()

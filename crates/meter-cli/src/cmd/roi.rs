@@ -135,7 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
     };
     for m in &alignment.marks {
-        println!(
+        outln!(
             "mark {}: expected at ({}, {}), score {:.3}, residual {:.2} px{}",
             m.index,
             m.expected.0,
@@ -151,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     if let Some(c) = alignment.correction() {
         let (dx, dy) = c.apply((0.0, 0.0));
-        println!(
+        outln!(
             "camera moved by ({dx:+.1}, {dy:+.1}) px, turned {:+.2} deg, scale {:.4} (after rotate)",
             c.rotation_deg(),
             c.scale()
@@ -168,7 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let tpl = image::imageops::crop_imm(&aligned, r[0], r[1], r[2], r[3]).to_image();
             let path = out.join(format!("mark_{k}.png"));
             save(&tpl, &path)?;
-            println!(
+            outln!(
                 "marks = [..., {{ image = \"{}\", x = {}, y = {} }}]",
                 path.display(),
                 r[0],
@@ -184,11 +184,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             draw_geometry(&mut img, g, &regions.boxes(), DIGIT_COLOUR)?;
             save(&img, &out.join("aligned.png"))?;
             write_crops(&frame, &alignment, &regions, args.size, out)?;
-            println!("wrote {}", out.join("aligned.png").display());
+            outln!("wrote {}", out.join("aligned.png").display());
         }
     } else if let Some(out) = &args.out {
         save(&aligned, &out.join("aligned.png"))?;
-        println!("wrote {}", out.join("aligned.png").display());
+        outln!("wrote {}", out.join("aligned.png").display());
     }
 
     if args.auto {
@@ -198,7 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 args.frame.display()
             );
         };
-        println!(
+        outln!(
             "# proposed by `meter roi --auto` from {} ({} glyphs seen, pitch {:.1} px); check with `meter roi --config`",
             args.frame.display(),
             p.glyphs_seen,
@@ -209,9 +209,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             .iter()
             .map(|b| format!("[{}, {}, {}, {}]", b[0], b[1], b[2], b[3]))
             .collect();
-        println!("digits = [{}]", boxes.join(", "));
+        outln!("digits = [{}]", boxes.join(", "));
         let w = p.window;
-        println!(
+        outln!(
             "# or: counter = {{ window = [{}, {}, {}, {}], count = {} }}",
             w[0],
             w[1],

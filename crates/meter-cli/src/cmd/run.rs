@@ -373,12 +373,12 @@ fn meter_loop(
                 {
                     let _guard = out.lock().unwrap_or_else(|e| e.into_inner());
                     if json {
-                        println!(
+                        outln!(
                             "{}",
                             serde_json::to_string(&report).expect("report serialises")
                         );
                     } else {
-                        println!("{}", report.log_line());
+                        outln!("{}", report.log_line());
                     }
                 }
                 if tx.send(report.record(&reading)).is_err() {

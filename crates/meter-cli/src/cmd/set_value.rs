@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let new = meter_core::State::with_value(meter.counter, ticks, OffsetDateTime::now_utc());
     state::save(&cfg.state_dir, &meter.name, &new)?;
-    println!(
+    outln!(
         "{}: stored value set to {}{}",
         meter.name,
         meter.counter.format_units(ticks),

@@ -204,3 +204,26 @@ fn environment_overrides_the_config() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("min_confidence"), "{}", stderr(&o));
 }
+
+/// Regression: `meter ... | head` made `println!` panic on the closed pipe.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("meters");
+    let mut child = meter()
+        .args(["prepare", "--root", s(&root)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the command writes anything.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        root.join("meter.toml").is_file(),
+        "the work itself was done"
+    );
+}
