@@ -52,6 +52,15 @@ pub struct Args {
     /// Train on the images as they are, without augmentation.
     #[arg(long)]
     pub no_augment: bool,
+    /// Output channels of the three conv blocks (a new model only; `--init`
+    /// keeps its model's shape). More channels read better and run slower.
+    #[arg(
+        long,
+        value_name = "A,B,C",
+        value_delimiter = ',',
+        conflicts_with = "init"
+    )]
+    pub channels: Option<Vec<usize>>,
     /// Compute threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -145,6 +154,17 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     if args.no_augment {
         builder = builder.augment(None);
+    }
+    if let Some(c) = &args.channels {
+        anyhow::ensure!(
+            c.len() == 3,
+            "--channels takes three numbers (e.g. 16,32,48), got {}",
+            c.len()
+        );
+        builder = builder.architecture(meter_model::Architecture {
+            channels: [c[0], c[1], c[2]],
+            ..meter_model::Architecture::default()
+        });
     }
     if let (Some(m), Some(p)) = (init, &args.init) {
         builder = builder.init(m, p.display().to_string());
