@@ -1,7 +1,7 @@
 //! The network: its shape description and its candle implementation (used
 //! for training and as the reference for the fast inference path).
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Module, ModuleT, Result, Shape, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -83,64 +83,133 @@ pub(crate) struct Conv3x3 {
     weight: Tensor,
 }
 
-/// A network input: standardised images, or (for the first layer, which
-/// needs no gradient) their im2col columns computed outside the graph.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Input<'a> {
-    /// (N, 3, H, W).
-    Images(&'a Tensor),
-    /// (N, 27, H*W) as made by [`im2col3x3`], with the image height and width.
-    Columns(&'a Tensor, usize, usize),
-}
-
-/// im2col of one (c, h, w) image for a 3x3, padding-1 convolution, appended
-/// to `out` as (c*9, h*w) in the order of the weight's (c, ky, kx).
-pub(crate) fn im2col3x3(x: &[f32], c: usize, h: usize, w: usize, out: &mut Vec<f32>) {
-    for ci in 0..c {
-        let plane = &x[ci * h * w..(ci + 1) * h * w];
-        for ky in 0..3 {
-            for kx in 0..3 {
-                for y in 0..h {
-                    for xx in 0..w {
-                        let (sy, sx) = (y + ky, xx + kx);
-                        let v = if sy >= 1 && sy <= h && sx >= 1 && sx <= w {
-                            plane[(sy - 1) * w + sx - 1]
-                        } else {
-                            0.0
-                        };
-                        out.push(v);
-                    }
-                }
-            }
-        }
-    }
-}
-
 impl Conv3x3 {
-    fn forward_columns(&self, cols: &Tensor, h: usize, w: usize) -> Result<Tensor> {
-        let (n, k, _) = cols.dims3()?;
+    /// `cols`: (c*9, n*h*w), the whole batch side by side, so that one large
+    /// matmul (which the CPU backend spreads over threads) replaces n small
+    /// ones (which it does not), in the forward and the backward pass.
+    fn matmul_columns(&self, cols: &Tensor, n: usize, h: usize, w: usize) -> Result<Tensor> {
         let cout = self.weight.dim(0)?;
+        let k = cols.dim(0)?;
         let wm = self.weight.reshape((cout, k))?;
-        wm.broadcast_matmul(cols)?.reshape((n, cout, h, w))
+        wm.matmul(cols)?
+            .reshape((cout, n, h, w))?
+            .transpose(0, 1)?
+            .contiguous()
     }
 }
 
 impl Module for Conv3x3 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, c, h, w) = x.dims4()?;
-        let cout = self.weight.dim(0)?;
-        let xp = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
-        let mut cols = Vec::with_capacity(9);
-        for ky in 0..3 {
-            let row = xp.narrow(2, ky, h)?;
-            for kx in 0..3 {
-                cols.push(row.narrow(3, kx, w)?);
+        let (n, _, h, w) = x.dims4()?;
+        let cols = x.contiguous()?.apply_op1(Im2Col)?;
+        self.matmul_columns(&cols, n, h, w)
+    }
+}
+
+/// im2col of a 3x3, padding-1 convolution as one candle op:
+/// (n, c, h, w) -> (c*9, n*h*w), rows in the weight's (c, ky, kx) order; its
+/// backward pass is the matching col2im. Built from candle's pad, narrow and
+/// stack instead, the backward pass adds nine zero-padded full-size gradients
+/// per layer, which took most of the training time.
+struct Im2Col;
+
+/// The backward of [`Im2Col`]: sums (c*9, n*h*w) columns back into (n, c, h, w).
+struct Col2Im {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+}
+
+/// The f32 data of a contiguous tensor.
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = storage else {
+        candle_core::bail!("{op}: f32 tensors only");
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&v[start..end]),
+        None => candle_core::bail!("{op}: contiguous tensors only"),
+    }
+}
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col3x3"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = layout.shape().dims4()?;
+        let x = contiguous_f32(storage, layout, self.name())?;
+        let (hw, nhw) = (h * w, n * h * w);
+        let mut out = vec![0f32; c * 9 * nhw];
+        for ci in 0..c {
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let row = &mut out[(ci * 9 + ky * 3 + kx) * nhw..][..nhw];
+                    for img in 0..n {
+                        let plane = &x[(img * c + ci) * hw..][..hw];
+                        for y in 0..h {
+                            let Some(sy) = (y + ky).checked_sub(1).filter(|&sy| sy < h) else {
+                                continue;
+                            };
+                            let dst = &mut row[img * hw + y * w..][..w];
+                            for (xx, d) in dst.iter_mut().enumerate() {
+                                if let Some(sx) = (xx + kx).checked_sub(1).filter(|&sx| sx < w) {
+                                    *d = plane[sy * w + sx];
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
-        // (n, c, 9, h, w) -> (n, c*9, h*w); matches the weight's (c, ky, kx) order.
-        let cols = Tensor::stack(&cols, 2)?.reshape((n, c * 9, h * w))?;
-        let wm = self.weight.reshape((cout, c * 9))?;
-        wm.broadcast_matmul(&cols)?.reshape((n, cout, h, w))
+        Ok((CpuStorage::F32(out), Shape::from((c * 9, nhw))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let (n, c, h, w) = arg.dims4()?;
+        let grad = grad_res
+            .contiguous()?
+            .apply_op1_no_bwd(&Col2Im { n, c, h, w })?;
+        Ok(Some(grad))
+    }
+}
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im3x3"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let Self { n, c, h, w } = *self;
+        let g = contiguous_f32(storage, layout, self.name())?;
+        let (hw, nhw) = (h * w, n * h * w);
+        if g.len() != c * 9 * nhw {
+            candle_core::bail!("col2im3x3: {} values for ({c}*9, {nhw})", g.len());
+        }
+        let mut out = vec![0f32; n * c * hw];
+        for ci in 0..c {
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let row = &g[(ci * 9 + ky * 3 + kx) * nhw..][..nhw];
+                    for img in 0..n {
+                        let plane = &mut out[(img * c + ci) * hw..][..hw];
+                        for y in 0..h {
+                            let Some(sy) = (y + ky).checked_sub(1).filter(|&sy| sy < h) else {
+                                continue;
+                            };
+                            let src = &row[img * hw + y * w..][..w];
+                            for (xx, v) in src.iter().enumerate() {
+                                if let Some(sx) = (xx + kx).checked_sub(1).filter(|&sx| sx < w) {
+                                    plane[sy * w + sx] += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
     }
 }
 
@@ -199,17 +268,12 @@ impl Net {
     /// reproducible).
     pub(crate) fn forward_masked(
         &self,
-        input: Input<'_>,
+        x: &Tensor,
         train: bool,
         dropout_mask: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let first = &self.blocks[0];
-        let y = match input {
-            Input::Images(x) => first.conv.forward(x)?,
-            Input::Columns(cols, h, w) => first.conv.forward_columns(cols, h, w)?,
-        };
-        let mut x = first.bn.forward_t(&y, train)?.relu()?.max_pool2d(2)?;
-        for b in &self.blocks[1..] {
+        let mut x = x.clone();
+        for b in &self.blocks {
             x = b.forward_t(&x, train)?.max_pool2d(2)?;
         }
         let mut x = x.flatten_from(1)?;
@@ -222,6 +286,66 @@ impl Net {
 
 impl ModuleT for Net {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_masked(Input::Images(x), train, None)
+        self.forward_masked(x, train, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The im2col op and its col2im backward against candle's own conv2d:
+    /// same output, same gradients for the input and the weights.
+    #[test]
+    fn im2col_convolution_matches_candle_conv2d_forward_and_backward() {
+        let dev = Device::Cpu;
+        let (n, c, h, w, cout) = (3, 4, 7, 5, 6);
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c, h, w), &dev).unwrap()).unwrap();
+        let weight =
+            Var::from_tensor(&Tensor::randn(0f32, 1.0, (cout, c, 3, 3), &dev).unwrap()).unwrap();
+        let probe = Tensor::randn(0f32, 1.0, (n, cout, h, w), &dev).unwrap();
+        let ours = Conv3x3 {
+            weight: weight.as_tensor().clone(),
+        }
+        .forward(x.as_tensor())
+        .unwrap();
+        let theirs = x
+            .as_tensor()
+            .conv2d(weight.as_tensor(), 1, 1, 1, 1)
+            .unwrap();
+        let max_diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(max_diff(&ours, &theirs) < 1e-4);
+        let g_ours = (ours * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g_theirs = (theirs * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&x, &weight] {
+            let (a, b) = (g_ours.get(v).unwrap(), g_theirs.get(v).unwrap());
+            assert!(
+                max_diff(a, b) < 1e-3,
+                "gradient differs by {}",
+                max_diff(a, b)
+            );
+        }
     }
 }

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::arch::{im2col3x3, net, Architecture, Input};
+use crate::arch::{net, Architecture};
 use crate::augment::{augment, AugmentConfig};
 use crate::dataset::{Dataset, Sample};
 use crate::eval::{evaluate, EvalReport, Metrics};
@@ -313,7 +313,7 @@ pub fn train(
     };
     let lr = cfg.learning_rate();
     let mut opt = AdamW::new(
-        trainable,
+        trainable.clone(),
         ParamsAdamW {
             lr,
             weight_decay: cfg.weight_decay,
@@ -351,7 +351,6 @@ pub fn train(
         for b in 0..batches {
             let idx = &order[b * batch..(b + 1) * batch];
             let mut x = vec![0f32; batch * plane];
-            let mut cols = Vec::with_capacity(batch * plane * 9);
             let mut y = vec![0f32; batch * CLASSES];
             for (k, &i) in idx.iter().enumerate() {
                 let s: &Sample = &data.samples[i];
@@ -363,11 +362,7 @@ pub fn train(
                 let l = usize::from(s.label.index());
                 y[k * CLASSES..(k + 1) * CLASSES].copy_from_slice(&targets[l]);
             }
-            for img in x.chunks_exact(plane) {
-                im2col3x3(img, 3, h as usize, w as usize, &mut cols);
-            }
-            let hw = (h * w) as usize;
-            let cols = Tensor::from_vec(cols, (batch, 27, hw), &dev)?;
+            let x = Tensor::from_vec(x, (batch, 3, h as usize, w as usize), &dev)?;
             let y = Tensor::from_vec(y, (batch, CLASSES), &dev)?;
             let mask = if cfg.dropout > 0.0 {
                 let keep = 1.0 - cfg.dropout;
@@ -384,17 +379,44 @@ pub fn train(
             } else {
                 None
             };
-            let logits = model_net.forward_masked(
-                Input::Columns(&cols, h as usize, w as usize),
-                !cfg.freeze_batch_norm,
-                mask.as_ref(),
-            )?;
-            let logp = candle_nn::ops::log_softmax(&logits, 1)?;
-            let loss = (y * logp)?.sum(1)?.mean(0)?.neg()?;
+            // Two half-batches: forward passes in turn (batch-norm updates
+            // its running statistics in a fixed order), backward passes on
+            // two threads, gradients averaged (= the full batch's mean loss).
+            // Results do not depend on the number of cores.
+            let half = batch / 2;
+            let mut losses = Vec::with_capacity(2);
+            for (start, len) in [(0, half), (half, batch - half)] {
+                let logits = model_net.forward_masked(
+                    &x.narrow(0, start, len)?,
+                    !cfg.freeze_batch_norm,
+                    mask.as_ref()
+                        .map(|m| m.narrow(0, start, len))
+                        .transpose()?
+                        .as_ref(),
+                )?;
+                let logp = candle_nn::ops::log_softmax(&logits, 1)?;
+                losses.push((y.narrow(0, start, len)? * logp)?.sum(1)?.mean(0)?.neg()?);
+            }
+            let (grads_a, grads_b) = if candle_core::utils::get_num_threads() > 1 {
+                std::thread::scope(|scope| {
+                    let other = scope.spawn(|| losses[1].backward());
+                    let mine = losses[0].backward();
+                    (mine, other.join().expect("backward pass thread"))
+                })
+            } else {
+                (losses[0].backward(), losses[1].backward())
+            };
+            let (mut grads, grads_b) = (grads_a?, grads_b?);
+            for var in &trainable {
+                if let (Some(a), Some(b)) = (grads.get(var), grads_b.get(var)) {
+                    let mean = ((a + b)? * 0.5)?;
+                    grads.insert(var, mean);
+                }
+            }
             step += 1;
             opt.set_learning_rate(schedule(lr, step, warmup, total_steps));
-            opt.backward_step(&loss)?;
-            let loss = loss.to_scalar::<f32>()?;
+            opt.step(&grads)?;
+            let loss = (losses[0].to_scalar::<f32>()? + losses[1].to_scalar::<f32>()?) / 2.0;
             loss_sum += f64::from(loss);
             progress(TrainEvent::Batch {
                 epoch,
