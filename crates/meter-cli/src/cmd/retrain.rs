@@ -29,6 +29,8 @@ const MIN_VALIDATION: usize = 5;
 const MIN_TRAIN: usize = 16;
 /// Optimiser steps aimed at when --epochs is not given.
 const TARGET_STEPS: usize = 200;
+/// Default share of the user's own images among replay images.
+const OWN_SHARE: f32 = 0.5;
 /// Images per optimiser step.
 const BATCH: usize = 32;
 
@@ -72,6 +74,22 @@ pub struct Args {
     /// the best of 1, 0.75, 0.5 and 0.25 on the validation images.
     #[arg(long, value_name = "ALPHA", value_parser = parse_blend)]
     pub blend: Option<f32>,
+    /// With --replay: the share of the dataset's own images in what
+    /// fine-tuning sees (they are repeated to reach it). Higher learns the
+    /// meter faster and moves the readings of other meters more.
+    #[arg(long, value_name = "FRACTION", default_value_t = OWN_SHARE, value_parser = parse_share)]
+    pub own_share: f32,
+    /// Also write the candidate here, promoted or not (to inspect a refused one).
+    #[arg(long, value_name = "MODEL")]
+    pub keep_candidate: Option<PathBuf>,
+}
+
+fn parse_share(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(a) if a > 0.0 && a < 1.0 => Ok(a),
+        Ok(a) => Err(format!("{a} is not in (0, 1)")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn parse_blend(s: &str) -> Result<f32, String> {
@@ -104,6 +122,10 @@ pub struct Settings {
     pub replay_count: usize,
     /// A fixed blend weight instead of choosing one.
     pub blend: Option<f32>,
+    /// Where to write the candidate as well, promoted or not.
+    pub keep_candidate: Option<PathBuf>,
+    /// Share of the dataset's own images when replay images are mixed in.
+    pub own_share: f32,
 }
 
 impl Default for Settings {
@@ -116,6 +138,8 @@ impl Default for Settings {
             replay: None,
             replay_count: 8000,
             blend: None,
+            keep_candidate: None,
+            own_share: OWN_SHARE,
         }
     }
 }
@@ -355,9 +379,12 @@ pub fn retrain(
                 problems: Vec::new(),
             });
         }
-        // The user's meter stays at least half of what is seen: its images
-        // are repeated (augmentation makes each pass differ).
-        let repeats = extra.len().div_ceil(user_images).max(1);
+        // The user's images are repeated (augmentation makes each pass
+        // differ) until they are `own_share` of what is seen.
+        let share = f64::from(settings.own_share);
+        let repeats = ((share / (1.0 - share)) * extra.len() as f64 / user_images as f64)
+            .round()
+            .max(1.0) as usize;
         log::info!(
             "mixing in {} images from {} (the {user_images} of the dataset {repeats} times each)",
             extra.len(),
@@ -394,6 +421,9 @@ pub fn retrain(
             (best, secs)
         }
     };
+    if let Some(p) = &settings.keep_candidate {
+        candidate.save(p)?;
+    }
     let cand_score = Score::from(&evaluate(&candidate, &val)?);
     let general = match (&replay_val, &cur_general) {
         (Some(g), Some(cur)) => Some(replay_check(&candidate, g, cur)?),
@@ -460,6 +490,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         replay: args.replay.clone(),
         replay_count: args.replay_count,
         blend: args.blend,
+        keep_candidate: args.keep_candidate.clone(),
+        own_share: args.own_share,
     };
     let started = Instant::now();
     let scores =

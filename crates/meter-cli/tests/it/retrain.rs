@@ -169,9 +169,20 @@ fn retrain_fine_tunes_and_runs_only_when_due() {
     assert!(crate::helpers::stderr(&o).contains("no retrain due"));
     assert!(!dir.path().join("models/registry.json").exists());
     // A real (short) fine-tune: trains, evaluates both, decides.
-    let o = run(&["retrain", "--config", s(&config), "--epochs", "2"]);
+    let kept = dir.path().join("kept.safetensors");
+    let o = run(&[
+        "retrain",
+        "--config",
+        s(&config),
+        "--epochs",
+        "2",
+        "--keep-candidate",
+        s(&kept),
+    ]);
     let out = stdout(&o);
     assert!(matches!(o.status.code(), Some(0 | 2)), "{out}");
+    // The candidate is kept for inspection whatever was decided.
+    DigitModel::load(&kept).expect("the kept candidate loads");
     assert!(out.contains("current   v0 (base model): exact"), "{out}");
     assert!(out.contains("candidate    : exact"), "{out}");
     let reg = registry(dir.path());
