@@ -184,12 +184,17 @@ impl Paired {
     }
 }
 
-/// The forgetting check: both models on held-back images of other meters
-/// (`--replay`). A few hundred images differ by a handful between any two
-/// fine-tunes, so "worse" means significantly worse (paired, [`FORGET_P`]),
-/// on the exact tenth or on within 0.1.
+/// The forgetting check: both models on images of other meters that
+/// fine-tuning did not see (`--replay`). Where those are of meters the
+/// current model never trained on (`unseen`, the sources its metadata says
+/// were held out), any net loss on the exact tenth or on within 0.1 counts as
+/// worse. Otherwise they are held-back images of meters it trained on, which
+/// any fine-tune partly un-memorises; there "worse" means significantly worse
+/// (paired sign test, [`FORGET_P`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayCheck {
+    /// Whether the images are of meters the current model never trained on.
+    pub unseen: bool,
     /// The current model's score.
     pub current: Score,
     /// The candidate's score.
@@ -201,9 +206,13 @@ pub struct ReplayCheck {
 }
 
 impl ReplayCheck {
-    /// Whether the candidate forgets (significantly worse on either measure).
+    /// Whether the candidate reads other meters worse (see [`ReplayCheck`]).
     pub fn forgets(&self) -> bool {
-        self.exact.significantly_worse() || self.within.significantly_worse()
+        if self.unseen {
+            self.exact.lost > self.exact.gained || self.within.lost > self.within.gained
+        } else {
+            self.exact.significantly_worse() || self.within.significantly_worse()
+        }
     }
 
     fn describe(&self) -> String {
@@ -238,24 +247,40 @@ fn outcomes(model: &DigitModel, data: &Dataset) -> anyhow::Result<Vec<(bool, boo
     Ok(out)
 }
 
-/// Compares `candidate` with the current model (its `cur` outcomes and score) on `data`.
-fn replay_check(
-    candidate: &DigitModel,
-    data: &Dataset,
-    cur: &(Vec<(bool, bool)>, Score),
-) -> anyhow::Result<ReplayCheck> {
-    let cand = outcomes(candidate, data)?;
+/// The forgetting check's images with the current model's results on them.
+struct ForgetCheck {
+    data: Dataset,
+    unseen: bool,
+    current: Vec<(bool, bool)>,
+    score: Score,
+}
+
+impl ForgetCheck {
+    fn new(current: &DigitModel, data: Dataset, unseen: bool) -> anyhow::Result<Self> {
+        Ok(Self {
+            current: outcomes(current, &data)?,
+            score: Score::from(&evaluate(current, &data)?),
+            data,
+            unseen,
+        })
+    }
+}
+
+/// Compares `candidate` with the current model on the check's images.
+fn replay_check(candidate: &DigitModel, check: &ForgetCheck) -> anyhow::Result<ReplayCheck> {
+    let cand = outcomes(candidate, &check.data)?;
     let mut exact = Paired::default();
     let mut within = Paired::default();
-    for (&(ce, cw), &(ne, nw)) in cur.0.iter().zip(&cand) {
+    for (&(ce, cw), &(ne, nw)) in check.current.iter().zip(&cand) {
         for (before, after, p) in [(ce, ne, &mut exact), (cw, nw, &mut within)] {
             p.lost += usize::from(before && !after);
             p.gained += usize::from(!before && after);
         }
     }
     Ok(ReplayCheck {
-        current: cur.1,
-        candidate: Score::from(&evaluate(candidate, data)?),
+        unseen: check.unseen,
+        current: check.score,
+        candidate: Score::from(&evaluate(candidate, &check.data)?),
         exact,
         within,
     })
@@ -362,22 +387,54 @@ pub fn retrain(
         version_name(parent)
     );
     let user_images = train.len();
-    // A fifth of the replay images (by hash) measure what the model forgets.
-    let mut replay_val = None;
+    // The forgetting check: the replay images of meters the current model
+    // never trained on, else a fifth of the replay images (by hash).
+    let mut check = None;
+    let own_sources = train.sources();
+    let unseen_sources: Vec<String> = current
+        .metadata()
+        .training
+        .as_ref()
+        .map(|t| t.holdout_sources.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| !own_sources.contains(s.as_str()))
+        .collect();
     if let Some(dir) = &settings.replay {
         let mut extra = Dataset::load(dir, current.input_size())
             .with_context(|| format!("replay data {}", dir.display()))?;
-        extra.subsample(settings.replay_count, settings.seed);
-        let (held, kept): (Vec<_>, Vec<_>) = extra
+        let (unseen, seen): (Vec<_>, Vec<_>) = extra
             .samples
             .into_iter()
-            .partition(|s| is_validation(&s.image));
-        extra.samples = kept;
+            .partition(|s| unseen_sources.contains(&s.source));
+        extra.samples = seen;
+        extra.subsample(settings.replay_count, settings.seed);
+        let (held, unseen) = if unseen.is_empty() {
+            let (held, kept): (Vec<_>, Vec<_>) = extra
+                .samples
+                .into_iter()
+                .partition(|s| is_validation(&s.image));
+            extra.samples = kept;
+            (held, false)
+        } else {
+            (unseen, true)
+        };
         if !held.is_empty() {
-            replay_val = Some(Dataset {
+            let data = Dataset {
                 samples: held,
                 problems: Vec::new(),
-            });
+            };
+            log::info!(
+                "forgetting check: {} images of {} meter(s) {}",
+                data.len(),
+                data.sources().len(),
+                if unseen {
+                    "the current model never trained on"
+                } else {
+                    "held back from fine-tuning"
+                }
+            );
+            check = Some(ForgetCheck::new(&current, data, unseen)?);
         }
         // The user's images are repeated (augmentation makes each pass
         // differ) until they are `own_share` of what is seen.
@@ -397,27 +454,14 @@ pub fn retrain(
         train.samples.extend(extra.samples);
     }
     let cur_score = Score::from(&evaluate(&current, &val)?);
-    let cur_general = replay_val
-        .as_ref()
-        .map(|g| -> anyhow::Result<_> {
-            Ok((outcomes(&current, g)?, Score::from(&evaluate(&current, g)?)))
-        })
-        .transpose()?;
     let (candidate, train_seconds) = match &settings.candidate {
         Some(p) => (
             DigitModel::load(p).with_context(|| format!("candidate {}", p.display()))?,
             0.0,
         ),
         None => {
-            let (tuned, secs) = fine_tune(&current, parent, &train, settings)?;
-            let best = pick_blend(
-                &current,
-                tuned,
-                &val,
-                replay_val.as_ref(),
-                cur_general.as_ref(),
-                settings.blend,
-            )?;
+            let (tuned, secs) = fine_tune(&current, parent, &train, &unseen_sources, settings)?;
+            let best = pick_blend(&current, tuned, &val, check.as_ref(), settings.blend)?;
             (best, secs)
         }
     };
@@ -425,10 +469,10 @@ pub fn retrain(
         candidate.save(p)?;
     }
     let cand_score = Score::from(&evaluate(&candidate, &val)?);
-    let general = match (&replay_val, &cur_general) {
-        (Some(g), Some(cur)) => Some(replay_check(&candidate, g, cur)?),
-        _ => None,
-    };
+    let general = check
+        .as_ref()
+        .map(|c| replay_check(&candidate, c))
+        .transpose()?;
     let promote =
         cand_score.not_worse_than(&cur_score) && general.as_ref().is_none_or(|g| !g.forgets());
     reg.last_attempt = Some(Attempt {
@@ -558,8 +602,7 @@ fn pick_blend(
     current: &DigitModel,
     tuned: DigitModel,
     val: &Dataset,
-    replay_val: Option<&Dataset>,
-    cur_general: Option<&(Vec<(bool, bool)>, Score)>,
+    check: Option<&ForgetCheck>,
     fixed: Option<f32>,
 ) -> anyhow::Result<DigitModel> {
     let mut best: Option<(f32, (f64, f64), bool, DigitModel)> = None;
@@ -571,9 +614,9 @@ fn pick_blend(
             crate::blend::blend(current, &tuned, alpha)?
         };
         let u = Score::from(&evaluate(&m, val)?);
-        let keeps = match (replay_val, cur_general) {
-            (Some(g), Some(cur)) => !replay_check(&m, g, cur)?.forgets(),
-            _ => true,
+        let keeps = match check {
+            Some(c) => !replay_check(&m, c)?.forgets(),
+            None => true,
         };
         log::info!(
             "blend {alpha:.2}: {}{}",
@@ -610,6 +653,7 @@ fn fine_tune(
     current: &DigitModel,
     parent: u32,
     train: &Dataset,
+    unseen_sources: &[String],
     args: &Settings,
 ) -> anyhow::Result<(DigitModel, f64)> {
     let batch = BATCH.min(train.len());
@@ -625,6 +669,9 @@ fn fine_tune(
         .batch_size(batch)
         .learning_rate(args.lr)
         .validation_fraction(0.0)
+        // None of their images is trained on (they are the forgetting
+        // check); recorded so that the next retrain checks on them too.
+        .holdout_sources(unseen_sources.to_vec())
         .freeze_batch_norm(true)
         .build()?;
     let started = Instant::now();
@@ -676,5 +723,35 @@ mod tests {
         assert!(worse(5, 0));
         assert!(worse(30, 10));
         assert!(!worse(10, 30), "a gain is never worse");
+    }
+
+    #[test]
+    fn on_unseen_meters_any_net_loss_is_forgetting() {
+        let score = Score {
+            n: 100,
+            exact: 0.9,
+            within_0_1: 0.99,
+            settled_digit: None,
+        };
+        let check = |unseen, exact: (usize, usize), within: (usize, usize)| ReplayCheck {
+            unseen,
+            current: score,
+            candidate: score,
+            exact: Paired {
+                lost: exact.0,
+                gained: exact.1,
+            },
+            within: Paired {
+                lost: within.0,
+                gained: within.1,
+            },
+        };
+        assert!(check(true, (3, 2), (0, 0)).forgets());
+        assert!(check(true, (2, 2), (1, 0)).forgets());
+        assert!(!check(true, (2, 2), (0, 0)).forgets());
+        assert!(!check(true, (0, 5), (1, 1)).forgets());
+        // Images it trained on: only a significant loss counts.
+        assert!(!check(false, (3, 2), (1, 0)).forgets());
+        assert!(check(false, (30, 10), (0, 0)).forgets());
     }
 }

@@ -258,3 +258,55 @@ fn run_retrains_in_the_background_when_due() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(registry(sim.dir.path())["last_attempt"], *attempt);
 }
+
+/// Replay images of meters the current model never trained on (the held-out
+/// sources its metadata names) are its forgetting check, are not trained on,
+/// and stay recorded as held out in the candidate.
+#[test]
+fn replay_images_of_unseen_meters_are_the_forgetting_check() {
+    let (dir, config) = user(4);
+    let replay = dir.path().join("elsewhere");
+    write_digits(&replay, 3);
+    let shipped = DigitModel::shipped();
+    let mut meta = shipped.metadata().clone();
+    meta.training.as_mut().unwrap().holdout_sources = vec!["elsewhere".into()];
+    let base = dir.path().join("base.safetensors");
+    shipped.with_metadata(meta).unwrap().save(&base).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("[model]\npath = {:?}\n\n{text}", s(&base))).unwrap();
+    let kept = dir.path().join("kept.safetensors");
+    let o = meter()
+        .env("RUST_LOG", "info")
+        .args([
+            "retrain",
+            "--config",
+            s(&config),
+            "--epochs",
+            "1",
+            "--replay",
+            s(&replay),
+            "--keep-candidate",
+            s(&kept),
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(matches!(o.status.code(), Some(0 | 2)), "{out}\n{err}");
+    assert!(
+        err.contains(
+            "forgetting check: 30 images of 1 meter(s) the current model never trained on"
+        ),
+        "{err}"
+    );
+    assert!(out.contains("replay check, paired   : exact:"), "{out}");
+    let candidate = DigitModel::load(&kept).unwrap();
+    let training = candidate.metadata().training.as_ref().unwrap();
+    assert_eq!(training.holdout_sources, vec!["elsewhere".to_owned()]);
+    // Only the training part of the user's 40 images (the replay has no
+    // other images to balance them against): none of the 30.
+    assert!(
+        (1..40).contains(&training.train_images),
+        "{}",
+        training.train_images
+    );
+}
