@@ -37,6 +37,7 @@ pub struct TrainConfig {
     init: Option<(DigitModel, String)>,
     augment: Option<AugmentConfig>,
     freeze_batch_norm: bool,
+    ema_decay: Option<f64>,
 }
 
 impl TrainConfig {
@@ -58,6 +59,7 @@ impl TrainConfig {
                 init: None,
                 augment: Some(AugmentConfig::default()),
                 freeze_batch_norm: false,
+                ema_decay: Some(0.999),
             },
         }
     }
@@ -153,6 +155,14 @@ impl TrainConfigBuilder {
         self
     }
 
+    /// Evaluate and keep an exponential moving average of the weights
+    /// (decay per step, e.g. 0.999) instead of the last step's weights:
+    /// smoother, usually a little more accurate; `None` keeps the raw weights.
+    pub fn ema_decay(mut self, decay: Option<f64>) -> Self {
+        self.cfg.ema_decay = decay;
+        self
+    }
+
     /// Augmentation settings, or `None` to train on the images as they are.
     pub fn augment(mut self, augment: Option<AugmentConfig>) -> Self {
         self.cfg.augment = augment;
@@ -190,6 +200,9 @@ impl TrainConfigBuilder {
         }
         if !(c.weight_decay.is_finite() && c.weight_decay >= 0.0) {
             return bad("weight_decay", "must be >= 0");
+        }
+        if c.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d)) {
+            return bad("ema_decay", "must be in 0..1");
         }
         if c.init.is_none() {
             // Same checks as for a loaded file.
@@ -302,6 +315,12 @@ pub fn train(
         None => random_weights(&arch, cfg.seed),
     };
     set_weights(&varmap, &start_weights)?;
+    let mut ema: Option<BTreeMap<String, Tensor>> = cfg.ema_decay.map(|_| {
+        let data = varmap.data().lock().expect("varmap lock");
+        data.iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().detach()))
+            .collect()
+    });
     let trainable: Vec<Var> = {
         let data = varmap.data().lock().expect("varmap lock");
         let mut named: Vec<(&String, &Var)> = data
@@ -416,6 +435,15 @@ pub fn train(
             step += 1;
             opt.set_learning_rate(schedule(lr, step, warmup, total_steps));
             opt.step(&grads)?;
+            if let (Some(ema), Some(decay)) = (&mut ema, cfg.ema_decay) {
+                // Early steps average over fewer steps (the usual warm-up).
+                let d = decay.min((1 + step) as f64 / (10 + step) as f64);
+                let data = varmap.data().lock().expect("varmap lock");
+                for (name, avg) in ema.iter_mut() {
+                    let now = data[name].as_tensor().detach();
+                    *avg = ((&*avg * d)? + (now * (1.0 - d))?)?.detach();
+                }
+            }
             let loss = (losses[0].to_scalar::<f32>()? + losses[1].to_scalar::<f32>()?) / 2.0;
             loss_sum += f64::from(loss);
             progress(TrainEvent::Batch {
@@ -424,7 +452,10 @@ pub fn train(
                 loss,
             });
         }
-        let weights = get_weights(&varmap, &arch)?;
+        let weights = match &ema {
+            Some(avg) => weights_from(|name| avg.get(name).cloned(), &arch)?,
+            None => get_weights(&varmap, &arch)?,
+        };
         let validation = if val_set.is_empty() {
             None
         } else {
@@ -562,13 +593,21 @@ fn set_weights(varmap: &VarMap, w: &Weights) -> Result<(), ModelError> {
 
 fn get_weights(varmap: &VarMap, arch: &Architecture) -> Result<Weights, ModelError> {
     let data = varmap.data().lock().expect("varmap lock");
+    weights_from(|name| data.get(name).map(|v| v.as_tensor().clone()), arch)
+}
+
+/// The architecture's tensors, looked up by name.
+fn weights_from(
+    get: impl Fn(&str) -> Option<Tensor>,
+    arch: &Architecture,
+) -> Result<Weights, ModelError> {
     let mut map = BTreeMap::new();
     for (name, shape) in arch.tensor_shapes() {
-        let var = data.get(&name).ok_or_else(|| ModelError::MissingTensor {
+        let t = get(&name).ok_or_else(|| ModelError::MissingTensor {
             origin: "training network".into(),
             name: name.clone(),
         })?;
-        let values = var.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let values = t.flatten_all()?.to_vec1::<f32>()?;
         map.insert(name, (shape, values));
     }
     Ok(Weights(map))

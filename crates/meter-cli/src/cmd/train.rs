@@ -52,6 +52,9 @@ pub struct Args {
     /// Train on the images as they are, without augmentation.
     #[arg(long)]
     pub no_augment: bool,
+    /// Keep the last step's weights instead of their moving average.
+    #[arg(long)]
+    pub no_ema: bool,
     /// Output channels of the three conv blocks (a new model only; `--init`
     /// keeps its model's shape). More channels read better and run slower.
     #[arg(
@@ -154,6 +157,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     if args.no_augment {
         builder = builder.augment(None);
+    }
+    if args.no_ema {
+        builder = builder.ema_decay(None);
     }
     if let Some(c) = &args.channels {
         anyhow::ensure!(

@@ -66,6 +66,30 @@ fn training_lowers_the_loss_and_learns_synthetic_digits() {
 }
 
 #[test]
+fn the_moving_average_of_the_weights_is_what_is_kept() {
+    let data = synthetic();
+    let run = |ema: Option<f64>| {
+        let cfg = quick_config().epochs(6).ema_decay(ema).build().unwrap();
+        train(&data, &cfg, &mut |_| {}).unwrap().model
+    };
+    let (raw, averaged) = (run(None), run(Some(0.9)));
+    let images: Vec<_> = data.samples[..8].iter().map(|s| s.image.clone()).collect();
+    let (a, b) = (
+        raw.logits(&images).unwrap(),
+        averaged.logits(&images).unwrap(),
+    );
+    let diff: f32 = a.iter().zip(&b).map(|(a, b)| (a - b).abs()).sum();
+    assert!(
+        diff > 1e-3,
+        "the average differs from the last step: {diff}"
+    );
+    // Both learn: the average lags the last step but reads the set.
+    let report = evaluate(&averaged, &data).unwrap();
+    assert!(report.within_0_1 > 0.5, "{report:?}");
+    assert!(TrainConfig::builder().ema_decay(Some(1.0)).build().is_err());
+}
+
+#[test]
 fn training_is_reproducible_with_a_seed() {
     let data = synthetic();
     let cfg = quick_config().epochs(2).build().expect("valid config");
