@@ -37,9 +37,9 @@ pub struct AugmentConfig {
 impl Default for AugmentConfig {
     fn default() -> Self {
         Self {
-            max_rotation_deg: 4.0,
-            max_scale: 0.06,
-            max_shift_x: 1.5,
+            max_rotation_deg: 6.0,
+            max_scale: 0.12,
+            max_shift_x: 2.0,
             max_shift_y: 0.7,
             p_blur: 0.2,
             p_occlusion: 0.15,
