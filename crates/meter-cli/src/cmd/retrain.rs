@@ -185,12 +185,12 @@ impl Paired {
 }
 
 /// The forgetting check: both models on images of other meters that
-/// fine-tuning did not see (`--replay`). Where those are of meters the
-/// current model never trained on (`unseen`, the sources its metadata says
-/// were held out), any net loss on the exact tenth or on within 0.1 counts as
-/// worse. Otherwise they are held-back images of meters it trained on, which
-/// any fine-tune partly un-memorises; there "worse" means significantly worse
-/// (paired sign test, [`FORGET_P`]).
+/// fine-tuning did not see (`--replay`): of meters the current model never
+/// trained on (`unseen`, the sources its metadata says were held out) when
+/// the replay data has them, else held-back images of meters it trained on.
+/// Between any two models a handful of such images flip either way, so
+/// "worse" means significantly worse (paired sign test, [`FORGET_P`]) on the
+/// exact tenth or on within 0.1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayCheck {
     /// Whether the images are of meters the current model never trained on.
@@ -208,11 +208,7 @@ pub struct ReplayCheck {
 impl ReplayCheck {
     /// Whether the candidate reads other meters worse (see [`ReplayCheck`]).
     pub fn forgets(&self) -> bool {
-        if self.unseen {
-            self.exact.lost > self.exact.gained || self.within.lost > self.within.gained
-        } else {
-            self.exact.significantly_worse() || self.within.significantly_worse()
-        }
+        self.exact.significantly_worse() || self.within.significantly_worse()
     }
 
     fn describe(&self) -> String {
@@ -225,9 +221,14 @@ impl ReplayCheck {
             )
         };
         format!(
-            "{}; {}",
+            "{}; {} ({})",
             pair("exact", &self.exact),
-            pair("within 0.1", &self.within)
+            pair("within 0.1", &self.within),
+            if self.unseen {
+                "meters the current model never trained on"
+            } else {
+                "held-back images of meters it trained on"
+            }
         )
     }
 }
@@ -723,35 +724,5 @@ mod tests {
         assert!(worse(5, 0));
         assert!(worse(30, 10));
         assert!(!worse(10, 30), "a gain is never worse");
-    }
-
-    #[test]
-    fn on_unseen_meters_any_net_loss_is_forgetting() {
-        let score = Score {
-            n: 100,
-            exact: 0.9,
-            within_0_1: 0.99,
-            settled_digit: None,
-        };
-        let check = |unseen, exact: (usize, usize), within: (usize, usize)| ReplayCheck {
-            unseen,
-            current: score,
-            candidate: score,
-            exact: Paired {
-                lost: exact.0,
-                gained: exact.1,
-            },
-            within: Paired {
-                lost: within.0,
-                gained: within.1,
-            },
-        };
-        assert!(check(true, (3, 2), (0, 0)).forgets());
-        assert!(check(true, (2, 2), (1, 0)).forgets());
-        assert!(!check(true, (2, 2), (0, 0)).forgets());
-        assert!(!check(true, (0, 5), (1, 1)).forgets());
-        // Images it trained on: only a significant loss counts.
-        assert!(!check(false, (3, 2), (1, 0)).forgets());
-        assert!(check(false, (30, 10), (0, 0)).forgets());
     }
 }
