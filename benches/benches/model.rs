@@ -1,9 +1,11 @@
-//! Digit model inference: image to prediction, one thread, batches of 8.
+//! Digit model inference (image to prediction, one thread, batches of 8),
+//! loading, and training throughput (one epoch of 512 images, batches of 64,
+//! augmentation on, with the threads candle is given: `RAYON_NUM_THREADS`).
 //!
 //! `cargo bench -p meter-benches --bench model`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use meter_model::DigitModel;
+use meter_model::{Dataset, DigitModel, Sample, TrainConfig};
 use meter_synth::{render_digit, DigitStyle};
 
 fn digits(w: u32, h: u32) -> Vec<image::RgbImage> {
@@ -50,5 +52,38 @@ fn load(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, predict, load);
+fn train_epoch(c: &mut Criterion) {
+    let (w, h) = DigitModel::shipped().input_size();
+    let samples = (0..512u32)
+        .map(|i| {
+            let label = meter_core::Tenths::new((i % 100) as u8).expect("< 100");
+            Sample {
+                image: render_digit(label, w, h, &DigitStyle::default()),
+                label,
+                source: format!("bench-{}", i % 4),
+                kind: None,
+                path: format!("{i}.png").into(),
+            }
+        })
+        .collect();
+    let data = Dataset {
+        samples,
+        problems: Vec::new(),
+    };
+    let cfg = TrainConfig::builder()
+        .epochs(1)
+        .batch_size(64)
+        .validation_fraction(0.0)
+        .build()
+        .expect("valid");
+    let mut group = c.benchmark_group("model/train");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(512));
+    group.bench_function("epoch_512_images", |b| {
+        b.iter(|| meter_model::train(&data, &cfg, &mut |_| {}).expect("trains"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, predict, load, train_epoch);
 criterion_main!(benches);
