@@ -64,12 +64,24 @@ pub struct Args {
         conflicts_with = "init"
     )]
     pub channels: Option<Vec<usize>>,
+    /// Input size of a new model, `WIDTHxHEIGHT` (default 20x32); digit
+    /// images are resized to it. Larger sees more detail and runs slower.
+    #[arg(long, value_name = "WxH", value_parser = parse_size, conflicts_with = "init")]
+    pub input_size: Option<(u32, u32)>,
     /// Compute threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Write the validation report (JSON) here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT, e.g. 24x40"))?;
+    let num = |v: &str| v.parse::<u32>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((num(w)?, num(h)?))
 }
 
 /// The dataset folders given, or the default one.
@@ -112,13 +124,21 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .as_ref()
         .map(|p| DigitModel::load(p).with_context(|| format!("loading --init {}", p.display())))
         .transpose()?;
+    let mut arch = meter_model::Architecture::default();
+    if let Some(c) = &args.channels {
+        anyhow::ensure!(
+            c.len() == 3,
+            "--channels takes three numbers (e.g. 16,32,48), got {}",
+            c.len()
+        );
+        arch.channels = [c[0], c[1], c[2]];
+    }
+    if let Some((w, h)) = args.input_size {
+        (arch.width, arch.height) = (w, h);
+    }
     let size = init
         .as_ref()
-        .map(DigitModel::input_size)
-        .unwrap_or_else(|| {
-            let a = meter_model::Architecture::default();
-            (a.width, a.height)
-        });
+        .map_or((arch.width, arch.height), DigitModel::input_size);
     let dirs = data_dirs(&args.data);
     let mut data = Dataset::load_many(&dirs, size)
         .with_context(|| format!("loading training data from {dirs:?}"))?;
@@ -161,16 +181,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.no_ema {
         builder = builder.ema_decay(None);
     }
-    if let Some(c) = &args.channels {
-        anyhow::ensure!(
-            c.len() == 3,
-            "--channels takes three numbers (e.g. 16,32,48), got {}",
-            c.len()
-        );
-        builder = builder.architecture(meter_model::Architecture {
-            channels: [c[0], c[1], c[2]],
-            ..meter_model::Architecture::default()
-        });
+    if args.init.is_none() {
+        builder = builder.architecture(arch);
     }
     if let (Some(m), Some(p)) = (init, &args.init) {
         builder = builder.init(m, p.display().to_string());
