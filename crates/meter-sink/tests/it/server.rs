@@ -15,11 +15,22 @@ use serde_json::Value;
 
 /// A free loopback port (bound and released; fine for tests).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Never the same port twice in this process: a server that is down for
+    // a restart test must get its port back, not find it handed to another
+    // test's server (whose answers would then look like its own).
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn find_binary(names: &[&str]) -> Option<PathBuf> {
@@ -222,6 +233,22 @@ bind-address = "127.0.0.1:{rpc}"
             .spawn()
             .expect("start influxd");
         wait_until_up(&format!("{}/ping", self.url()), &mut child, "influxd");
+        // The answer must come from this influxd (its command line names our
+        // config), not from another process that took the port while it was
+        // down: writes acknowledged by that one would look lost from ours.
+        let config = self.dir.path().join("influxdb.conf");
+        let vars = agent()
+            .get(&format!("{}/debug/vars", self.url()))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default();
+        assert!(
+            vars.contains(&config.display().to_string()),
+            "port {} is answered by another process, not the influxd of {}",
+            self.port,
+            config.display()
+        );
         self.child = Some(child);
     }
 
