@@ -71,6 +71,7 @@ fn train_epoch(c: &mut Criterion) {
         problems: Vec::new(),
     };
     let cfg = TrainConfig::builder()
+        .architecture(DigitModel::shipped().metadata().architecture.clone())
         .epochs(1)
         .batch_size(64)
         .validation_fraction(0.0)

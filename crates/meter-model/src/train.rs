@@ -16,7 +16,7 @@ use crate::augment::{augment, AugmentConfig};
 use crate::dataset::{Dataset, Sample};
 use crate::eval::{evaluate, EvalReport, Metrics};
 use crate::model::{softmax, ModelMetadata, TrainingSummary, ValidationSummary};
-use crate::preprocess::write_chw;
+use crate::preprocess::{fit_to_input, write_chw};
 use crate::weights::Weights;
 use crate::{DigitModel, ModelError, CLASSES};
 
@@ -374,9 +374,12 @@ pub fn train(
             for (k, &i) in idx.iter().enumerate() {
                 let s: &Sample = &data.samples[i];
                 let out = &mut x[k * plane..(k + 1) * plane];
+                // Samples loaded for another input size are resized, not
+                // misread (a no-op for the usual, matching size).
+                let image = fit_to_input(&s.image, w, h);
                 match &cfg.augment {
-                    Some(a) => write_chw(&augment(&s.image, a, &mut rng), out),
-                    None => write_chw(&s.image, out),
+                    Some(a) => write_chw(&augment(&image, a, &mut rng), out),
+                    None => write_chw(&image, out),
                 }
                 let l = usize::from(s.label.index());
                 y[k * CLASSES..(k + 1) * CLASSES].copy_from_slice(&targets[l]);

@@ -181,3 +181,16 @@ fn invalid_settings_are_rejected() {
         .is_err());
     assert!(TrainConfig::builder().learning_rate(-1.0).build().is_err());
 }
+
+/// Regression: samples larger than the architecture's input (24x40 images
+/// for the default 20x32 network) made training index out of bounds.
+#[test]
+fn samples_of_another_size_are_resized_for_training() {
+    let mut data = synthetic();
+    for s in &mut data.samples {
+        s.image = image::imageops::resize(&s.image, 24, 40, image::imageops::FilterType::Triangle);
+    }
+    let cfg = quick_config().epochs(2).build().unwrap();
+    let out = train(&data, &cfg, &mut |_| {}).expect("trains");
+    assert_eq!(out.model.input_size(), (20, 32));
+}
