@@ -46,6 +46,12 @@ fn write_digits(dataset: &Path, per_label: usize) {
     }
 }
 
+/// Points `config`'s `[model] path` at `model`.
+fn use_model(config: &Path, model: &Path) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("[model]\npath = {:?}\n\n{text}", s(model))).unwrap();
+}
+
 fn registry(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("models/registry.json")).unwrap();
     serde_json::from_str(&text).unwrap()
@@ -78,8 +84,7 @@ fn a_worse_candidate_is_refused_with_the_numbers() {
     // makes of synthetic digits); the candidate was taught wrong labels.
     let good = dir.path().join("good.safetensors");
     tuned_model(&dir.path().join("dataset"), 0, &good);
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("[model]\npath = {:?}\n\n{text}", s(&good))).unwrap();
+    use_model(&config, &good);
     let bad = dir.path().join("bad.safetensors");
     tuned_model(&dir.path().join("dataset"), 3, &bad);
     let o = run(&["retrain", "--config", s(&config), "--candidate", s(&bad)]);
@@ -272,8 +277,7 @@ fn replay_images_of_unseen_meters_are_the_forgetting_check() {
     meta.training.as_mut().unwrap().holdout_sources = vec!["elsewhere".into()];
     let base = dir.path().join("base.safetensors");
     shipped.with_metadata(meta).unwrap().save(&base).unwrap();
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, format!("[model]\npath = {:?}\n\n{text}", s(&base))).unwrap();
+    use_model(&config, &base);
     let kept = dir.path().join("kept.safetensors");
     let o = meter()
         .env("RUST_LOG", "info")
