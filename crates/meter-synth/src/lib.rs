@@ -10,6 +10,8 @@
 
 mod digit;
 mod frame;
+mod roller;
 
 pub use digit::{render_digit, render_digit_into, DigitStyle};
 pub use frame::{FrameParams, MeterLayout, SyntheticFrame};
+pub use roller::{render_roller, GlyphSet, RollerStyle, Side, SideMark};
