@@ -55,8 +55,9 @@ pub struct Args {
     /// Keep the last step's weights instead of their moving average.
     #[arg(long)]
     pub no_ema: bool,
-    /// Output channels of the three conv blocks (a new model only; `--init`
-    /// keeps its model's shape). More channels read better and run slower.
+    /// Output channels of the three conv blocks of a new model (default: the
+    /// shipped model's; `--init` keeps its model's shape). More channels run
+    /// slower.
     #[arg(
         long,
         value_name = "A,B,C",
@@ -64,8 +65,9 @@ pub struct Args {
         conflicts_with = "init"
     )]
     pub channels: Option<Vec<usize>>,
-    /// Input size of a new model, `WIDTHxHEIGHT` (default 20x32); digit
-    /// images are resized to it. Larger sees more detail and runs slower.
+    /// Input size of a new model, `WIDTHxHEIGHT` (default: the shipped
+    /// model's, 24x40); digit images are resized to it. Larger sees more
+    /// detail and runs slower.
     #[arg(long, value_name = "WxH", value_parser = parse_size, conflicts_with = "init")]
     pub input_size: Option<(u32, u32)>,
     /// Compute threads (default: all cores).
@@ -124,7 +126,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .as_ref()
         .map(|p| DigitModel::load(p).with_context(|| format!("loading --init {}", p.display())))
         .transpose()?;
-    let mut arch = meter_model::Architecture::default();
+    // A new model has the shipped model's shape unless told otherwise, so
+    // that retraining the shipped recipe needs no shape flags.
+    let mut arch = DigitModel::shipped().metadata().architecture.clone();
     if let Some(c) = &args.channels {
         anyhow::ensure!(
             c.len() == 3,

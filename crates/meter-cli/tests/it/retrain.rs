@@ -314,3 +314,30 @@ fn replay_images_of_unseen_meters_are_the_forgetting_check() {
         training.train_images
     );
 }
+
+#[test]
+fn train_makes_the_shipped_shape_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = dir.path().join("dataset");
+    write_digits(&dataset, 3);
+    let shape = |extra: &[&str]| {
+        let out = dir.path().join("m.safetensors");
+        let mut args = vec!["train", "--data", s(&dataset), "--epochs", "1"];
+        args.extend_from_slice(&["--batch-size", "8", "--threads", "1", "--out", s(&out)]);
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let m = DigitModel::load(&out).unwrap();
+        (m.input_size(), m.metadata().architecture.channels)
+    };
+    let shipped = DigitModel::shipped();
+    assert_eq!(
+        shape(&[]),
+        (
+            shipped.input_size(),
+            shipped.metadata().architecture.channels
+        )
+    );
+    let args = ["--input-size", "20x32", "--channels", "8,8,16"];
+    assert_eq!(shape(&args), ((20, 32), [8, 8, 16]));
+}
