@@ -29,6 +29,12 @@ pub struct AugmentConfig {
     pub p_channel_swap: f64,
     /// Maximum horizontal shear (x shift per pixel of height): slanted fonts.
     pub max_shear: f32,
+    /// Largest horizontal stretch or squeeze (1.5: up to 1.5 times wider or
+    /// narrower, log-uniform). Users frame their counters' windows at very
+    /// different aspect ratios (0.35 .. 0.84 in the real data), and every
+    /// crop is resized to the network's input, so a narrow crop's digits
+    /// arrive stretched sideways.
+    pub max_aspect: f32,
     /// Probability of a stroke-weight change (a soft horizontal min or max
     /// filter): thinner or bolder fonts than the training meters have.
     pub p_stroke: f64,
@@ -46,6 +52,7 @@ impl Default for AugmentConfig {
             p_jpeg: 0.2,
             p_channel_swap: 0.1,
             max_shear: 0.12,
+            max_aspect: 1.5,
             p_stroke: 0.25,
         }
     }
@@ -102,6 +109,11 @@ fn warp<R: Rng>(img: &RgbImage, cfg: &AugmentConfig, rng: &mut R) -> Vec<f32> {
     let tx = rng.gen_range(-cfg.max_shift_x..=cfg.max_shift_x);
     let ty = rng.gen_range(-cfg.max_shift_y..=cfg.max_shift_y);
     let shear = rng.gen_range(-cfg.max_shear..=cfg.max_shear);
+    // Only the width: changing the height too read new meters as well but
+    // known ones worse (the glyph's size against the crop is a cue to the
+    // rolling position; models/README.md).
+    let ln_aspect = cfg.max_aspect.max(1.0).ln();
+    let sx = sx * rng.gen_range(-ln_aspect..=ln_aspect).exp();
     let (sin, cos) = angle.sin_cos();
     let (cx, cy) = (wf / 2.0, hf / 2.0);
     let raw = img.as_raw();
@@ -286,6 +298,7 @@ mod tests {
             max_shift_x: 0.0,
             max_shift_y: 0.0,
             max_shear: 0.3,
+            max_aspect: 1.0,
             ..AugmentConfig::default()
         };
         let darkest_x = |buf: &[f32], y: usize| {
@@ -307,5 +320,53 @@ mod tests {
         assert!(slants.iter().any(|&s| s <= -2), "{slants:?}");
         assert!(slants.iter().all(|&s| s.abs() <= 4), "{slants:?}");
         assert!((0..20).all(|seed| slant(0.0, seed) == 0));
+    }
+    #[test]
+    fn aspect_changes_widen_or_narrow_a_glyph() {
+        // A 7-pixel-wide dark box in a 21x21 image, aspect change only.
+        let img = RgbImage::from_fn(21, 21, |x, y| {
+            if (7..14).contains(&x) && (4..17).contains(&y) {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
+        let cfg = AugmentConfig {
+            max_rotation_deg: 0.0,
+            max_scale: 0.0,
+            max_shift_x: 0.0,
+            max_shift_y: 0.0,
+            max_shear: 0.0,
+            max_aspect: 2.0,
+            ..AugmentConfig::default()
+        };
+        let dark = |buf: &[f32], along_x: bool| {
+            (0..21)
+                .filter(|&i| {
+                    let (x, y) = if along_x { (i, 10) } else { (10, i) };
+                    buf[(y * 21 + x) * 3] < 128.0
+                })
+                .count() as f32
+        };
+        let ratios: Vec<f32> = (0..30)
+            .map(|seed| {
+                let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+                let buf = warp(&img, &cfg, &mut rng);
+                (dark(&buf, true) / 7.0) / (dark(&buf, false) / 13.0)
+            })
+            .collect();
+        assert!(ratios.iter().any(|&r| r > 1.3), "{ratios:?}");
+        assert!(ratios.iter().any(|&r| r < 0.77), "{ratios:?}");
+        assert!(
+            ratios.iter().all(|&r| (0.4..2.5).contains(&r)),
+            "{ratios:?}"
+        );
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0);
+        let same = AugmentConfig {
+            max_aspect: 1.0,
+            ..cfg
+        };
+        let buf = warp(&img, &same, &mut rng);
+        assert_eq!((dark(&buf, true), dark(&buf, false)), (7.0, 13.0));
     }
 }
