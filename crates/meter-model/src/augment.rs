@@ -282,25 +282,35 @@ mod tests {
         assert!(thin[6] > 50.0, "lighter than before: {thin:?}");
     }
 
-    #[test]
-    fn shear_moves_the_top_and_bottom_rows_opposite_ways() {
-        // A vertical bar in column 5 of an 11x11 image, sheared only.
-        let img = RgbImage::from_fn(11, 11, |x, _| {
-            if x == 5 {
+    /// A white `n` x `n` image with a black box over `xs` x `ys`.
+    fn dark_box(n: u32, xs: std::ops::Range<u32>, ys: std::ops::Range<u32>) -> RgbImage {
+        RgbImage::from_fn(n, n, |x, y| {
+            if xs.contains(&x) && ys.contains(&y) {
                 image::Rgb([0, 0, 0])
             } else {
                 image::Rgb([255, 255, 255])
             }
-        });
-        let cfg = AugmentConfig {
+        })
+    }
+
+    /// Only shear and the aspect change; no rotation, scale or shift.
+    fn geometry_only(max_shear: f32, max_aspect: f32) -> AugmentConfig {
+        AugmentConfig {
             max_rotation_deg: 0.0,
             max_scale: 0.0,
             max_shift_x: 0.0,
             max_shift_y: 0.0,
-            max_shear: 0.3,
-            max_aspect: 1.0,
+            max_shear,
+            max_aspect,
             ..AugmentConfig::default()
-        };
+        }
+    }
+
+    #[test]
+    fn shear_moves_the_top_and_bottom_rows_opposite_ways() {
+        // A vertical bar in column 5 of an 11x11 image, sheared only.
+        let img = dark_box(11, 5..6, 0..11);
+        let cfg = geometry_only(0.3, 1.0);
         let darkest_x = |buf: &[f32], y: usize| {
             (0..11)
                 .min_by(|&a, &b| buf[(y * 11 + a) * 3].total_cmp(&buf[(y * 11 + b) * 3]))
@@ -321,25 +331,12 @@ mod tests {
         assert!(slants.iter().all(|&s| s.abs() <= 4), "{slants:?}");
         assert!((0..20).all(|seed| slant(0.0, seed) == 0));
     }
+
     #[test]
     fn aspect_changes_widen_or_narrow_a_glyph() {
         // A 7-pixel-wide dark box in a 21x21 image, aspect change only.
-        let img = RgbImage::from_fn(21, 21, |x, y| {
-            if (7..14).contains(&x) && (4..17).contains(&y) {
-                image::Rgb([0, 0, 0])
-            } else {
-                image::Rgb([255, 255, 255])
-            }
-        });
-        let cfg = AugmentConfig {
-            max_rotation_deg: 0.0,
-            max_scale: 0.0,
-            max_shift_x: 0.0,
-            max_shift_y: 0.0,
-            max_shear: 0.0,
-            max_aspect: 2.0,
-            ..AugmentConfig::default()
-        };
+        let img = dark_box(21, 7..14, 4..17);
+        let cfg = geometry_only(0.0, 2.0);
         let dark = |buf: &[f32], along_x: bool| {
             (0..21)
                 .filter(|&i| {
