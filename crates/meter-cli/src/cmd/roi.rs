@@ -51,7 +51,8 @@ pub struct Args {
     pub cut_mark: Vec<[u32; 4]>,
 }
 
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
+/// `WxH` with two positive whole numbers (`meter roi --size`, `meter train --input-size`).
+pub(crate) fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("{s:?}: expected WxH, e.g. 20x32"))?;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use meter_model::{Dataset, DigitModel, TrainConfig, TrainEvent};
 
+use super::roi::parse_size;
 use crate::Outcome;
 
 /// Arguments of `meter train`.
@@ -76,14 +77,6 @@ pub struct Args {
     /// Write the validation report (JSON) here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-}
-
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT, e.g. 24x40"))?;
-    let num = |v: &str| v.parse::<u32>().map_err(|e| format!("{v:?}: {e}"));
-    Ok((num(w)?, num(h)?))
 }
 
 /// The dataset folders given, or the default one.
