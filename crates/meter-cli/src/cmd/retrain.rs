@@ -234,15 +234,18 @@ impl ReplayCheck {
                 p.p_worse()
             )
         };
+        let rule = if self.unseen {
+            format!(
+                "meters the current model never trained on: at most {}% worse, net",
+                UNSEEN_MARGIN * 100.0
+            )
+        } else {
+            format!("held-back images of meters it trained on: refused if p < {FORGET_P}")
+        };
         format!(
-            "{}; {} ({})",
+            "{}; {} ({rule})",
             pair("exact", &self.exact),
             pair("within 0.1", &self.within),
-            if self.unseen {
-                "meters the current model never trained on: at most 0.25% worse, net"
-            } else {
-                "held-back images of meters it trained on: refused if p < 0.05"
-            }
         )
     }
 }
@@ -772,5 +775,11 @@ mod tests {
         // Images it trained on: only a significant loss counts.
         assert!(!check(false, (40, 30), (0, 0)).forgets());
         assert!(check(false, (30, 10), (0, 0)).forgets());
+        // The printed rule follows the constants.
+        let text = |unseen| check(unseen, (0, 0), (0, 0)).describe();
+        assert!(text(true)
+            .ends_with("(meters the current model never trained on: at most 0.25% worse, net)"));
+        assert!(text(false)
+            .ends_with("(held-back images of meters it trained on: refused if p < 0.05)"));
     }
 }
