@@ -15,7 +15,7 @@
 #
 # With the shipped model: powermeter/emeter1 passes (its rest rises, the other
 # meters' accuracy stays); for powermeter/betar/1 retrain refuses the
-# candidate, because learning its font makes it read the other held-out meters
+# candidate, because learning its digits makes it read the other held-out meters
 # worse (the numbers are printed); lcd/lcd_pb has only 5 images left to test.
 #
 # BASE_MODEL=FILE starts from that model instead of the shipped one.
