@@ -246,7 +246,8 @@ fn draw_mark(img: &mut RgbImage, b: [u32; 4], k: u64) {
     }
 }
 
-fn fill_rect(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
+/// Fills a rectangle, clipped to the image.
+pub(crate) fn fill_rect(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
     let (iw, ih) = img.dimensions();
     for yy in y.min(ih)..(y + h).min(ih) {
         for xx in x.min(iw)..(x + w).min(iw) {

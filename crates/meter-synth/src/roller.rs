@@ -9,6 +9,7 @@
 use image::{imageops, GrayImage, Luma, Rgb, RgbImage};
 
 use crate::digit::FONT;
+use crate::frame::fill_rect;
 
 /// The ten digit glyphs of one typeface as coverage masks (0 = paper,
 /// 255 = ink), each cropped to its ink. Index = digit.
@@ -214,11 +215,7 @@ pub fn render_roller(
                 Side::Left => 0,
                 Side::Right => sw - bw,
             };
-            for y in 0..sh {
-                for x in x0..x0 + bw {
-                    big.put_pixel(x, y, colour);
-                }
-            }
+            fill_rect(&mut big, x0, 0, bw, sh, colour);
         }
     }
     imageops::resize(&big, width, height, imageops::FilterType::Triangle)
