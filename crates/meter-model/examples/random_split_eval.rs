@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use meter_model::{evaluate, split, Dataset, DigitModel, TrainConfig};
+use meter_model::{evaluate, read_source_list, split, Dataset, DigitModel, TrainConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let usage = "usage: random_split_eval MODEL HOLDOUT_FILE DATA_DIR...";
@@ -20,12 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(usage.into());
     }
     let model = DigitModel::load(Path::new(&args[0]))?;
-    let holdout: Vec<String> = std::fs::read_to_string(&args[1])?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_owned)
-        .collect();
+    let holdout = read_source_list(Path::new(&args[1]))?;
     let dirs: Vec<PathBuf> = args[2..].iter().map(PathBuf::from).collect();
     let data = Dataset::load_many(&dirs, model.input_size())?;
     let cfg = TrainConfig::builder()

@@ -143,6 +143,18 @@ impl Dataset {
     }
 }
 
+/// Reads a list of sources (e.g. the meters held out for validation): one per
+/// line; blank lines and `#` comments, whole-line or trailing, are ignored.
+pub fn read_source_list(path: &Path) -> Result<Vec<String>, ModelError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     move |source| ModelError::Io {
         path: path.to_owned(),

@@ -33,7 +33,7 @@ mod weights;
 
 pub use arch::{Architecture, ARCH_NAME, ARCH_VERSION};
 pub use augment::{augment, AugmentConfig};
-pub use dataset::{Dataset, Problem, Sample, MANIFEST};
+pub use dataset::{read_source_list, Dataset, Problem, Sample, MANIFEST};
 pub use error::ModelError;
 pub use eval::{evaluate, Confusion, EvalReport, Metrics, EVAL_BATCH, TOP_CONFUSIONS};
 pub use model::{

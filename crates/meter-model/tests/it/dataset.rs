@@ -1,6 +1,6 @@
 //! Loading labelled folders and manifests: good and bad labels, unreadable files.
 
-use meter_model::{Dataset, ModelError, Problem};
+use meter_model::{read_source_list, Dataset, ModelError, Problem};
 
 use crate::helpers::{digit, tenths, write_png};
 
@@ -126,4 +126,21 @@ fn subsample_is_seeded() {
     };
     assert_eq!(pick(1).len(), 4);
     assert_eq!(pick(1), pick(1));
+}
+
+#[test]
+fn source_lists_skip_comments_and_blank_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sources.txt");
+    std::fs::write(
+        &path,
+        "# held out\npowermeter/betar/1\n\n  watermeter/x  # trailing note\n#all comment\n",
+    )
+    .expect("write");
+    assert_eq!(
+        read_source_list(&path).expect("reads"),
+        ["powermeter/betar/1", "watermeter/x"]
+    );
+    let err = read_source_list(&dir.path().join("missing.txt")).expect_err("missing");
+    assert!(err.to_string().contains("missing.txt"), "{err}");
 }
