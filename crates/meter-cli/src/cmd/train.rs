@@ -47,6 +47,10 @@ pub struct Args {
     /// Peak learning rate (default 3e-3, or 1e-3 with --init).
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Probability moved from each label to its two neighbouring tenths
+    /// (labellers differ by a tenth on where a digit is settled). Default 0.1.
+    #[arg(long, value_name = "EPS")]
+    pub label_smoothing: Option<f32>,
     /// Use only this many images (drawn with the seed), e.g. for a quick check.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -96,14 +100,8 @@ pub fn data_dirs(given: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Reads a list of sources: one per line, blank lines and `#` comments ignored.
 pub fn read_source_list(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading source list {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect())
+    // The library's error names the file.
+    meter_model::read_source_list(path).context("reading a source list")
 }
 
 /// Runs the command.
@@ -136,39 +134,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let size = init
         .as_ref()
         .map_or((arch.width, arch.height), DigitModel::input_size);
-    let dirs = data_dirs(&args.data);
-    let mut data = Dataset::load_many(&dirs, size)
-        .with_context(|| format!("loading training data from {dirs:?}"))?;
-    for p in &data.problems {
-        log::warn!("skipped: {p}");
-    }
-    if let Some(limit) = args.limit {
-        data.subsample(limit, args.seed);
-    }
-    eprintln!(
-        "loaded {} images from {} source(s) ({} skipped) in {:.1}s",
-        data.len(),
-        data.sources().len(),
-        data.problems.len(),
-        started.elapsed().as_secs_f64()
-    );
     let mut holdout = args.holdout.clone();
     if let Some(f) = &args.holdout_file {
         holdout.extend(read_source_list(f)?);
     }
-    let known = data.sources();
-    for s in &holdout {
-        if !known.contains(s.as_str()) {
-            log::warn!("held-out source {s:?} has no images in the data");
-        }
-    }
     let mut builder = TrainConfig::builder()
         .epochs(args.epochs)
         .seed(args.seed)
-        .holdout_sources(holdout)
+        .holdout_sources(holdout.clone())
         .validation_fraction(args.val_fraction)
         .patience(args.patience)
         .batch_size(args.batch_size);
+    if let Some(eps) = args.label_smoothing {
+        builder = builder.label_smoothing(eps);
+    }
     if let Some(lr) = args.lr {
         builder = builder.learning_rate(lr);
     }
@@ -185,6 +164,29 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         builder = builder.init(m, p.display().to_string());
     }
     let cfg = builder.build()?;
+    // Settings are checked above, before the (slow) data load.
+    let dirs = data_dirs(&args.data);
+    let mut data = Dataset::load_many(&dirs, size)
+        .with_context(|| format!("loading training data from {dirs:?}"))?;
+    for p in &data.problems {
+        log::warn!("skipped: {p}");
+    }
+    if let Some(limit) = args.limit {
+        data.subsample(limit, args.seed);
+    }
+    eprintln!(
+        "loaded {} images from {} source(s) ({} skipped) in {:.1}s",
+        data.len(),
+        data.sources().len(),
+        data.problems.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let known = data.sources();
+    for s in &holdout {
+        if !known.contains(s.as_str()) {
+            log::warn!("held-out source {s:?} has no images in the data");
+        }
+    }
 
     let bar = ProgressBar::new(0);
     bar.set_style(

@@ -341,3 +341,24 @@ fn train_makes_the_shipped_shape_unless_told_otherwise() {
     let args = ["--input-size", "20x32", "--channels", "8,8,16"];
     assert_eq!(shape(&args), ((20, 32), [8, 8, 16]));
 }
+
+#[test]
+fn train_rejects_label_smoothing_outside_0_to_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = dir.path().join("dataset");
+    write_digits(&dataset, 3);
+    let out = dir.path().join("m.safetensors");
+    let o = run(&[
+        "train",
+        "--data",
+        s(&dataset),
+        "--epochs",
+        "1",
+        "--label-smoothing",
+        "1.5",
+        "--out",
+        s(&out),
+    ]);
+    assert_error(&o, &["label_smoothing", "0..1"]);
+    assert!(!out.exists(), "no model written");
+}
