@@ -7,7 +7,8 @@
 //! cargo run -p meter-model --example random_split_eval -- models/digits.safetensors \
 //!     models/validation-sources.txt ../shared/data/meter-digits /tmp/synthdata
 //! ```
-//! (seed 1 and a 5% fraction, as in the shipped model's recorded command).
+//! The split's seed is the one the model file records (its training summary);
+//! the fraction is the default 5%, as in the shipped model's recorded command.
 
 use std::path::{Path, PathBuf};
 
@@ -20,11 +21,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(usage.into());
     }
     let model = DigitModel::load(Path::new(&args[0]))?;
+    let seed = model
+        .metadata()
+        .training
+        .as_ref()
+        .ok_or("the model file records no training run, so its split is unknown")?
+        .seed;
     let holdout = read_source_list(Path::new(&args[1]))?;
     let dirs: Vec<PathBuf> = args[2..].iter().map(PathBuf::from).collect();
     let data = Dataset::load_many(&dirs, model.input_size())?;
     let cfg = TrainConfig::builder()
-        .seed(1)
+        .seed(seed)
         .holdout_sources(holdout.clone())
         .build()?;
     let (_, val) = split(&data, &cfg);
@@ -39,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let r = evaluate(&model, &random)?;
     println!(
-        "random split: n {}  exact {:.2}%  within 0.1 {:.2}%  settled digit {}",
+        "random split (seed {seed}): n {}  exact {:.2}%  within 0.1 {:.2}%  settled digit {}",
         r.n,
         100.0 * r.exact,
         100.0 * r.within_0_1,
