@@ -46,6 +46,7 @@
 mod error;
 mod file;
 mod influx;
+pub mod influxdb_wal;
 pub mod line;
 mod record;
 mod spool;
