@@ -63,6 +63,10 @@ enum Command {
     Run(cmd::run::Args),
     /// Correct a meter's stored value by hand.
     SetValue(cmd::set_value::Args),
+    /// After a crash, cut torn entries off InfluxDB 1.x's write-ahead log
+    /// (while influxd is stopped), so it cannot lose the next writes.
+    #[command(name = "influxdb-repair-wal")]
+    InfluxdbRepairWal(cmd::repair_wal::Args),
 }
 
 /// What a command decided, mapped to the exit code.
@@ -86,6 +90,7 @@ fn run() -> anyhow::Result<Outcome> {
         Command::Predict(a) => cmd::predict::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::SetValue(a) => cmd::set_value::run(a),
+        Command::InfluxdbRepairWal(a) => cmd::repair_wal::run(a),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod eval;
 pub mod model;
 pub mod predict;
 pub mod prepare;
+pub mod repair_wal;
 pub mod retrain;
 pub mod roi;
 pub mod run;

@@ -49,3 +49,31 @@ fn readings_reach_influxdb_and_survive_an_outage() {
     let spool = sim.dir.path().join("state/spool/influx_v1-1");
     assert!(spool.is_dir(), "the spool lives under state_dir");
 }
+
+#[test]
+fn influxdb_repair_wal_cuts_a_torn_entry_and_names_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let shard = dir.path().join("meters/autogen/2");
+    std::fs::create_dir_all(&shard).unwrap();
+    // One complete write entry, then the header of one a crash cut short.
+    let segment = shard.join("_00003.wal");
+    std::fs::write(&segment, [1, 0, 0, 0, 2, 7, 7, 1, 0, 0, 0, 9, 7]).unwrap();
+    let o = run(&["influxdb-repair-wal", s(dir.path())]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{}: cut a torn last entry (6 bytes, 7 kept)\n",
+            segment.display()
+        )
+    );
+    assert_eq!(std::fs::read(&segment).unwrap(), [1, 0, 0, 0, 2, 7, 7]);
+    let o = run(&["influxdb-repair-wal", s(dir.path())]);
+    assert_eq!(
+        stdout(&o),
+        format!("{}: no torn entries\n", dir.path().display())
+    );
+    // Not a directory: a clear error naming it.
+    let o = run(&["influxdb-repair-wal", s(&segment)]);
+    crate::helpers::assert_error(&o, &["cannot list", "_00003.wal"]);
+}
