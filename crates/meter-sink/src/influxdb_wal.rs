@@ -39,7 +39,8 @@ pub struct WalCut {
 
 /// Cuts the torn last entry off every WAL segment (`*.wal`) under
 /// `wal_dir` (InfluxDB's `[data] wal-dir`, e.g. `/var/lib/influxdb/wal`);
-/// returns what it cut. A missing directory has nothing to repair.
+/// returns what it cut, for the caller to report. A missing directory has
+/// nothing to repair.
 pub fn cut_torn_wal_tails(wal_dir: &Path) -> Result<Vec<WalCut>, SinkError> {
     let mut cuts = Vec::new();
     for path in wal_segments(wal_dir)? {
@@ -53,11 +54,6 @@ pub fn cut_torn_wal_tails(wal_dir: &Path) -> Result<Vec<WalCut>, SinkError> {
             .open(&path)
             .and_then(|f| f.set_len(kept as u64).and_then(|_| f.sync_all()))
             .map_err(|e| SinkError::io("cannot truncate", &path, e))?;
-        log::warn!(
-            "{}: cut a torn last entry ({} bytes) left by a crash",
-            path.display(),
-            bytes.len() - kept
-        );
         cuts.push(WalCut {
             path,
             kept_bytes: kept as u64,
