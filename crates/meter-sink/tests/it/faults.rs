@@ -35,6 +35,28 @@ fn stored(server: &Influxd) -> BTreeMap<i64, f64> {
         .collect()
 }
 
+/// Asserts that `points` hold every reading written at `WEEK_START +
+/// offset`, naming how many `what` were lost and the first ten (and
+/// influxd's log).
+fn assert_all_stored(
+    points: &BTreeMap<i64, f64>,
+    offsets: impl IntoIterator<Item = i64>,
+    what: &str,
+    server: &Influxd,
+) {
+    let lost: Vec<i64> = offsets
+        .into_iter()
+        .filter(|i| !points.contains_key(&(WEEK_START + i)))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} {what} lost, e.g. {:?}\n{}",
+        lost.len(),
+        &lost[..lost.len().min(10)],
+        server.log()
+    );
+}
+
 #[test]
 fn influxd_killed_and_restarted_20_times_while_writing() {
     let Some(mut server) = Influxd::start() else {
@@ -82,16 +104,7 @@ fn influxd_killed_and_restarted_20_times_while_writing() {
     );
 
     let points = stored(&server);
-    let missing: Vec<_> = (0..written)
-        .filter(|i| !points.contains_key(&(WEEK_START + i)))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} readings lost, e.g. {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(10)],
-        server.log()
-    );
+    assert_all_stored(&points, 0..written, "readings", &server);
     assert_eq!(
         points.len() as i64,
         written,
@@ -231,15 +244,11 @@ fn writer_killed_20_times() {
         acked.len()
     );
     let points = stored(&server);
-    let lost: Vec<_> = acked
-        .iter()
-        .filter(|&&i| !points.contains_key(&(WEEK_START + i)))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged readings lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(10)]
+    assert_all_stored(
+        &points,
+        acked.iter().copied(),
+        "acknowledged readings",
+        &server,
     );
     for (ts, value) in &points {
         assert_eq!(*value, (ts - WEEK_START) as f64, "wrong value at {ts}");
@@ -281,16 +290,7 @@ fn writes_after_a_torn_influxd_wal_survive_the_next_kill() {
     write(&server, 100);
     server.kill();
     server.restart();
-    let points = stored(&server);
-    let lost: Vec<_> = (0..200)
-        .filter(|i| !points.contains_key(&(WEEK_START + i)))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} acknowledged points lost, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(10)]
-    );
+    assert_all_stored(&stored(&server), 0..200, "acknowledged points", &server);
 }
 
 #[test]
