@@ -61,6 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: label_consistency DATA_DIR HELD_OUT_SOURCES_FILE".into());
     };
     let held = read_source_list(Path::new(held_file))?;
+    let is_held = |source: &str| held.iter().any(|h| h == source);
     let data = Dataset::load_many(&[PathBuf::from(data_dir)], SIZE)?;
     let vectors: Vec<Vec<f32>> = data
         .samples
@@ -75,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut bands = [[Tally::default(); BANDS.len()]; 2];
     let mut per_source: BTreeMap<&str, Tally> = BTreeMap::new();
     for (source, members) in &by_source {
-        let is_held = usize::from(held.iter().any(|h| h == source));
+        let held_index = usize::from(is_held(source));
         for &a in members {
             let nearest = members
                 .iter()
@@ -94,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .label
                 .circular_distance(data.samples[b].label);
             if let Some(k) = BANDS.iter().position(|&hi| d < hi) {
-                bands[is_held][k].add(apart);
+                bands[held_index][k].add(apart);
             }
             if d < PER_SOURCE_BELOW {
                 per_source.entry(source).or_default().add(apart);
@@ -110,11 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("per source, distance below {PER_SOURCE_BELOW}:");
     for (source, tally) in per_source {
-        let mark = if held.iter().any(|h| h == source) {
-            "held"
-        } else {
-            "    "
-        };
+        let mark = if is_held(source) { "held" } else { "    " };
         println!("  {source:48} {mark} {}", tally.line());
     }
     Ok(())
