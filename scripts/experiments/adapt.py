@@ -14,11 +14,9 @@ import sys, time, os, json
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import load_file
 
 import digits_torch as dt
-from digits_torch import Ours, augment, fmt, metrics, standardise
+from digits_torch import augment, fmt, metrics, standardise
 
 if len(sys.argv) != 3:
     sys.exit("usage: adapt.py PACKED_DIR MODEL")
@@ -26,26 +24,16 @@ dt.init(sys.argv[1])
 X, labels, src, tr, va_held, va_rand = dt.X, dt.labels, dt.src, dt.tr, dt.va_held, dt.va_rand
 torch.set_num_threads(2)
 EPOCHS = int(os.environ.get("EPOCHS", "3"))
-LR = float(os.environ.get("LR", "5e-4"))
+LR = float(os.environ.get("LR", "1e-4"))
 REPLAY = int(os.environ.get("REPLAY", "3000"))
 THRESH = float(os.environ.get("THRESH", "0.95"))
-FREEZE_BN = os.environ.get("FREEZE_BN", "0") == "1"
-w = load_file(sys.argv[2])
-meta = json.loads(safe_open(sys.argv[2], "pt").metadata()["meter_model"])
-TEMP = meta["temperature"]
+FREEZE_BN = os.environ.get("FREEZE_BN", "1") == "1"
+_, TEMP = dt.load_tenths_cnn(sys.argv[2])
 
 
 def shipped():
     """The model file's weights in the PyTorch copy of its architecture."""
-    m = Ours()
-    sd = {}
-    for i in range(3):
-        sd[f"f.{4*i}.weight"] = w[f"conv{i}.weight"]
-        for k in ("weight", "bias", "running_mean", "running_var"):
-            sd[f"f.{4*i+1}.{k}"] = w[f"bn{i}.{k}"]
-    sd["head.2.weight"], sd["head.2.bias"] = w["head.weight"], w["head.bias"]
-    m.load_state_dict(sd, strict=False)
-    return m
+    return dt.load_tenths_cnn(sys.argv[2])[0]
 
 
 @torch.no_grad()

@@ -163,6 +163,25 @@ class Ours(nn.Module):
         return self.head(self.f(x))
 
 
+def load_tenths_cnn(path):
+    """A `tenths-cnn` v1 model file (16/32/48 channels) in `Ours`, with its
+    temperature."""
+    import json
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    w = load_file(path)
+    m = Ours()
+    sd = {"head.2.weight": w["head.weight"], "head.2.bias": w["head.bias"]}
+    for i in range(3):
+        sd[f"f.{4*i}.weight"] = w[f"conv{i}.weight"]
+        for k in ("weight", "bias", "running_mean", "running_var"):
+            sd[f"f.{4*i+1}.{k}"] = w[f"bn{i}.{k}"]
+    m.load_state_dict(sd)
+    meta = json.loads(safe_open(path, "pt").metadata()["meter_model"])
+    return m, meta["temperature"]
+
+
 class Block(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
