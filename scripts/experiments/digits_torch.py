@@ -78,12 +78,21 @@ def init(d, smoke=False):
 
 
 def standardise(x):
+    """Per-image standardisation, as meter-model's `preprocess` (std at least 8)."""
     m = x.mean(dim=(1, 2, 3), keepdim=True)
     s = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False).clamp_min(8.0)
     return (x - m) / s
 
 
 def augment(x, g):
+    """meter-model's `augment` (AugmentConfig::default) on a batch, per image
+    on the device: the same ranges and probabilities of rotation, scale,
+    shear, width stretch, shift, stroke weight, channel swap, grey, inversion,
+    contrast, brightness, colour gains, blur, occlusion and noise. It leaves
+    out the JPEG re-compression (p = 0.2); it thickens or thins strokes with a
+    3x3 max or min filter per channel (meter-model: the brighter or darker
+    horizontal neighbour by luma), and its noise is Gaussian (meter-model's
+    is triangular, about 0.7 times the spread)."""
     n = x.shape[0]
     d = x.device
     U = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(*(shape or (n,)), device=d, generator=g)
@@ -183,6 +192,8 @@ def load_tenths_cnn(path):
 
 
 class Block(nn.Module):
+    """A ResNet basic block: two 3x3 convolutions and a shortcut."""
+
     def __init__(self, cin, cout, stride):
         super().__init__()
         self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
