@@ -29,6 +29,8 @@ E = 2 if SMOKE else None
 plan = [
     ("ours-16ep", lambda: Ours(), E or 16, 3e-3, 1, None),
     ("ours-60ep", lambda: Ours(), E or 60, 3e-3, 1, None),
+    ("ours-16ep-gauss", lambda: Ours(), E or 16, 3e-3, 1, 0.8),
+    ("ours-16ep-gauss05", lambda: Ours(), E or 16, 3e-3, 1, 0.5),
     ("resnet-60ep-s1", lambda: ResNet(), E or 60, 2e-3, 1, None),
     ("resnet-wide-60ep", lambda: ResNet((96, 192, 384, 384)), E or 60, 2e-3, 4, None),
     ("resnet-60ep-s2", lambda: ResNet(), E or 60, 2e-3, 2, None),
