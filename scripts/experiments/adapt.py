@@ -86,9 +86,8 @@ for s in sorted(set(src[va_held])):
     a_pred, a_conf = confidence(logits_of(base_m, A))
     keep = (a_conf >= THRESH).numpy()
     pa = a_pred.numpy()
-    d = np.abs(pa - labels[A]) % 100
-    d = np.minimum(d, 100 - d)
-    before = metrics(F.softmax(logits_of(base_m, B), 1).numpy(), B)
+    d = dt.circular_distance(pa, labels[A])
+    before = metrics(dt.predict_probs(base_m, B), B)
     row = {"source": s, "n_A": len(A), "n_B": len(B), "kept": int(keep.sum()),
            "pseudo_exact": float((d[keep] == 0).mean()) if keep.any() else None,
            "pseudo_within": float((d[keep] <= 1).mean()) if keep.any() else None,
@@ -96,11 +95,11 @@ for s in sorted(set(src[va_held])):
     t = time.time()
     if keep.any():
         m = fine_tune(shipped(), A[keep], pa[keep], 1)
-        row["pseudo"] = metrics(F.softmax(logits_of(m, B), 1).numpy(), B)
+        row["pseudo"] = metrics(dt.predict_probs(m, B), B)
     m = fine_tune(shipped(), A, labels[A], 1)
-    row["human"] = metrics(F.softmax(logits_of(m, B), 1).numpy(), B)
+    row["human"] = metrics(dt.predict_probs(m, B), B)
     # Forgetting: the random split (other meters the model knew).
-    row["human_random"] = metrics(F.softmax(logits_of(m, va_rand), 1).numpy(), va_rand)
+    row["human_random"] = metrics(dt.predict_probs(m, va_rand), va_rand)
     rows.append(row)
     print(f"{s:28s} A {len(A):4d} kept {row['kept']:4d} (pseudo labels exact {100*(row['pseudo_exact'] or 0):.1f} within {100*(row['pseudo_within'] or 0):.1f})  "
           f"B before {fmt(before)}  pseudo {fmt(row['pseudo']) if 'pseudo' in row else '-'}  human {fmt(row['human'])}  (random after human {fmt(row['human_random'])}) {time.time()-t:.0f}s", flush=True)

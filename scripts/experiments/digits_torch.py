@@ -209,7 +209,8 @@ class Block(nn.Module):
 
 
 class ResNet(nn.Module):
-    """A wide ResNet for 40x24 digits: about 100x the shipped model's compute."""
+    """A ResNet for 40x24 digits: 863 MFLOPs with the default widths, 180 times
+    the shipped network's 4.8."""
 
     def __init__(self, w=(64, 128, 256, 256)):
         super().__init__()
@@ -248,11 +249,16 @@ def predict_probs(model, idx):
     return torch.cat(out).cpu().numpy()
 
 
+def circular_distance(a, b):
+    """Distance in tenths between label indices, 9.9 and 0.0 being neighbours."""
+    d = np.abs(a - b) % 100
+    return np.minimum(d, 100 - d)
+
+
 def metrics(probs, idx):
     pred = probs.argmax(1)
     lab = labels[idx]
-    d = np.abs(pred - lab) % 100
-    d = np.minimum(d, 100 - d)
+    d = circular_distance(pred, lab)
     frac = lab % 10
     settled_mask = (frac <= 2) | (frac >= 8)
     sd = lambda v: ((v + 5) // 10) % 10
