@@ -50,6 +50,8 @@ def confidence(logits):
 
 
 def fine_tune(model, own_idx, own_lab, seed):
+    # Dropout draws from torch's global generator: seed it too, or reruns differ.
+    torch.manual_seed(seed)
     g = torch.Generator()
     g.manual_seed(seed)
     rng = np.random.default_rng(seed)
