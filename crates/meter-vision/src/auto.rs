@@ -34,6 +34,8 @@ struct Blob {
     y0: u32,
     x1: u32,
     y1: u32,
+    /// Ink pixels in the component.
+    area: u32,
 }
 
 impl Blob {
@@ -74,9 +76,10 @@ pub fn propose_digits(image: &RgbImage, expected: Option<usize>) -> Option<Propo
         .flat_map(|d| settings.into_iter().map(move |s| (d, s)))
     {
         let ink = threshold(&gray, dark, radius.max(4), margin);
-        let blobs = glyph_blobs(&ink);
+        let components = ink_components(&ink);
+        let blobs = glyph_blobs(&components, ink.dimensions());
         for row in rows(&blobs) {
-            let Some(p) = boxes_for_row(&row, dark, &gray, expected) else {
+            let Some(p) = boxes_for_row(&row, dark, &gray, &components, expected) else {
                 continue;
             };
             let score = row_score(&row, &p, expected);
@@ -116,12 +119,10 @@ fn threshold(gray: &GrayImage, dark: bool, radius: u32, margin: f64) -> GrayImag
     })
 }
 
-/// Components shaped like a digit glyph.
-fn glyph_blobs(ink: &GrayImage) -> Vec<Blob> {
-    let (w, h) = ink.dimensions();
+/// Connected components of ink (8-connected), as bounding boxes with areas.
+fn ink_components(ink: &GrayImage) -> Vec<Blob> {
     let labels = connected_components(ink, Connectivity::Eight, image::Luma([0u8]));
     let mut boxes: Vec<Option<Blob>> = Vec::new();
-    let mut area: Vec<u32> = Vec::new();
     for (x, y, l) in labels.enumerate_pixels() {
         let l = l[0] as usize;
         if l == 0 {
@@ -129,35 +130,38 @@ fn glyph_blobs(ink: &GrayImage) -> Vec<Blob> {
         }
         if boxes.len() <= l {
             boxes.resize(l + 1, None);
-            area.resize(l + 1, 0);
         }
-        area[l] += 1;
         let b = boxes[l].get_or_insert(Blob {
             x0: x,
             y0: y,
             x1: x,
             y1: y,
+            area: 0,
         });
         b.x0 = b.x0.min(x);
         b.y0 = b.y0.min(y);
         b.x1 = b.x1.max(x);
         b.y1 = b.y1.max(y);
+        b.area += 1;
     }
+    boxes.into_iter().flatten().collect()
+}
+
+/// Components shaped like a digit glyph.
+fn glyph_blobs(components: &[Blob], (w, h): (u32, u32)) -> Vec<Blob> {
     let (fw, fh) = (f64::from(w), f64::from(h));
-    boxes
-        .into_iter()
-        .zip(area)
-        .filter_map(|(b, a)| {
-            let b = b?;
-            let fill = f64::from(a) / (b.w() * b.h());
-            let glyph = b.h() >= fh * 0.04
+    components
+        .iter()
+        .filter(|b| {
+            let fill = f64::from(b.area) / (b.w() * b.h());
+            b.h() >= fh * 0.04
                 && b.h() <= fh * 0.3
                 && b.w() <= b.h() * 1.0
                 && b.w() >= b.h() * 0.08
                 && b.w() < fw * 0.2
-                && (0.08..=0.85).contains(&fill);
-            glyph.then_some(b)
+                && (0.08..=0.85).contains(&fill)
         })
+        .copied()
         .collect()
 }
 
@@ -238,6 +242,7 @@ fn boxes_for_row(
     row: &[Blob],
     dark: bool,
     gray: &GrayImage,
+    components: &[Blob],
     expected: Option<usize>,
 ) -> Option<Proposal> {
     let (fw, fh) = gray.dimensions();
@@ -255,39 +260,91 @@ fn boxes_for_row(
     let last = row[row.len() - 1].cx();
     let n = ((last - first) / pitch).round() as usize + 1;
     let mut centres: Vec<f64> = (0..n).map(|k| first + k as f64 * pitch).collect();
-    if let Some(want) = expected {
-        // Missing digits at the ends (a rolling digit shows two half
-        // glyphs; leading zeros may be faint): extend on the side whose next
-        // slot looks most like the digit slots seen (mean grey level), and
-        // not into the meter face around the counter.
-        let half_w = pitch * 0.35;
-        let slot_mean = |c: f64| -> Option<f64> {
-            let (x0, x1) = (c - half_w, c + half_w);
-            let (y0, y1) = (cy - glyph_h * 0.6, cy + glyph_h * 0.6);
-            if x0 < 0.0 || y0 < 0.0 || x1 >= f64::from(fw) || y1 >= f64::from(fh) {
-                return None;
-            }
-            let (mut sum, mut n) = (0u64, 0u64);
-            for y in y0 as u32..y1 as u32 {
-                for x in x0 as u32..x1 as u32 {
-                    sum += u64::from(gray.get_pixel(x, y)[0]);
-                    n += 1;
-                }
-            }
-            (n > 0).then(|| sum as f64 / n as f64)
+    // Missing digits at the ends (a rolling digit shows two half glyphs;
+    // leading zeros may be faint). With a known count, extend on the side
+    // whose next slot looks most like the digit slots seen (mean grey
+    // level), and not into the meter face around the counter. Without one,
+    // extend only into slots that also hold ink like a digit's: about as
+    // much as the slots seen, reaching over most of a glyph's height (a
+    // settled glyph spans it; a rolling one shows a half glyph at each end),
+    // which unit labels and window edges beside the counter rarely do.
+    let half_w = pitch * 0.35;
+    let inside = |x0: f64, x1: f64, y0: f64, y1: f64| {
+        x0 >= 0.0 && y0 >= 0.0 && x1 < f64::from(fw) && y1 < f64::from(fh)
+    };
+    let slot_mean = |c: f64| -> Option<f64> {
+        let (x0, x1) = (c - half_w, c + half_w);
+        let (y0, y1) = (cy - glyph_h * 0.6, cy + glyph_h * 0.6);
+        inside(x0, x1, y0, y1).then(|| region_mean(gray, x0, x1, y0, y1))
+    };
+    // The ink of the components that lie within a slot (half a pitch either
+    // side of its centre, a glyph height above and below the row's centre
+    // line; components reaching beyond are the window's edges or the meter
+    // face): its share of the slot, and how far it reaches vertically, in
+    // glyph heights.
+    let slot_ink = |c: f64| -> Option<(f64, f64)> {
+        let (x0, x1) = (c - pitch * 0.5, c + pitch * 0.5);
+        let (y0, y1) = (cy - glyph_h, cy + glyph_h);
+        if !inside(x0, x1, y0, y1) {
+            return None;
+        }
+        let within: Vec<&Blob> = components
+            .iter()
+            .filter(|b| {
+                f64::from(b.x0) >= x0
+                    && f64::from(b.x1) <= x1
+                    && f64::from(b.y0) >= y0
+                    && f64::from(b.y1) <= y1
+                    && b.h() >= glyph_h * 0.15
+            })
+            .collect();
+        let area: u32 = within.iter().map(|b| b.area).sum();
+        let reach = match (
+            within.iter().map(|b| b.y0).min(),
+            within.iter().map(|b| b.y1).max(),
+        ) {
+            (Some(top), Some(bottom)) => f64::from(bottom - top + 1) / glyph_h,
+            _ => 0.0,
         };
-        let mut seen: Vec<f64> = centres.iter().filter_map(|&c| slot_mean(c)).collect();
-        seen.sort_by(f64::total_cmp);
-        let &reference = seen.get(seen.len() / 2)?;
-        while centres.len() < want {
-            let left = centres[0] - pitch;
-            let right = centres[centres.len() - 1] + pitch;
-            let diff = |c: f64| slot_mean(c).map(|m| (m - reference).abs());
-            match (diff(left), diff(right)) {
-                (Some(l), r) if l <= 60.0 && r.is_none_or(|r| l < r) => centres.insert(0, left),
-                (_, Some(r)) if r <= 60.0 => centres.push(right),
-                _ => break,
-            }
+        Some((f64::from(area) / ((x1 - x0) * (y1 - y0)), reach))
+    };
+    let mut seen: Vec<f64> = centres.iter().filter_map(|&c| slot_mean(c)).collect();
+    seen.sort_by(f64::total_cmp);
+    // None when every slot seen touches the frame's edge: nothing to extend from.
+    let reference = seen.get(seen.len() / 2).copied();
+    let mut seen_ink: Vec<f64> = row
+        .iter()
+        .filter_map(|b| slot_ink(b.cx()))
+        .map(|i| i.0)
+        .collect();
+    seen_ink.sort_by(f64::total_cmp);
+    let typical_ink = seen_ink.get(seen_ink.len() / 2).copied().unwrap_or(0.0);
+    let grey_diff = |c: f64| {
+        slot_mean(c)
+            .zip(reference)
+            .map(|(m, r)| (m - r).abs())
+            .filter(|d| *d <= 60.0)
+    };
+    let digit_like = |c: f64| {
+        slot_ink(c).is_some_and(|(share, reach)| {
+            (typical_ink * 0.3..=typical_ink * 2.5).contains(&share) && reach >= 0.75
+        })
+    };
+    let want = expected.unwrap_or(MAX_BLIND_DIGITS);
+    while centres.len() < want {
+        let left = centres[0] - pitch;
+        let right = centres[centres.len() - 1] + pitch;
+        let (l, r) = match expected {
+            Some(_) => (grey_diff(left), grey_diff(right)),
+            None => (
+                grey_diff(left).filter(|_| digit_like(left)),
+                grey_diff(right).filter(|_| digit_like(right)),
+            ),
+        };
+        match (l, r) {
+            (Some(l), r) if r.is_none_or(|r| l < r) => centres.insert(0, left),
+            (_, Some(_)) => centres.push(right),
+            _ => break,
         }
     }
     // The roller cell is a little wider than the glyph and about 1.3 times
@@ -318,6 +375,25 @@ fn boxes_for_row(
         glyphs_seen: row.len(),
         dark_digits: dark,
     })
+}
+
+/// Longest counter proposed without a digit count.
+const MAX_BLIND_DIGITS: usize = 12;
+
+/// Mean value of the pixels in `[x0, x1) x [y0, y1)` (inside the image).
+fn region_mean(img: &GrayImage, x0: f64, x1: f64, y0: f64, y1: f64) -> f64 {
+    let (mut sum, mut n) = (0u64, 0u64);
+    for y in y0 as u32..y1 as u32 {
+        for x in x0 as u32..x1 as u32 {
+            sum += u64::from(img.get_pixel(x, y)[0]);
+            n += 1;
+        }
+    }
+    if n == 0 {
+        0.0
+    } else {
+        sum as f64 / n as f64
+    }
 }
 
 /// Prefers long rows of tall glyphs; with an expected count, rows that
@@ -354,6 +430,29 @@ mod tests {
             assert!((gx - wx).abs() < 5.0, "{got:?} vs {want:?}");
         }
         assert!(!p.dark_digits);
+    }
+
+    #[test]
+    fn without_a_count_a_rolling_last_digit_is_kept() {
+        // The last roller halfway between 3 and 4: two half glyphs, neither
+        // glyph-shaped on its own.
+        let layout = MeterLayout::default();
+        let img = layout
+            .render(&FrameParams {
+                counter: 40_213.5,
+                ..FrameParams::default()
+            })
+            .image;
+        let p = propose_digits(&img, None).expect("a row");
+        assert!(!p.dark_digits, "{p:?}");
+        assert_eq!(p.glyphs_seen, 5, "{p:?}");
+        assert_eq!(p.digits.len(), 6, "{p:?}");
+        let (got, want) = (p.digits[5], layout.digits[5]);
+        let centre = |b: [u32; 4]| f64::from(b[0]) + f64::from(b[2]) / 2.0;
+        assert!(
+            (centre(got) - centre(want)).abs() < 5.0,
+            "{got:?} vs {want:?}"
+        );
     }
 
     #[test]

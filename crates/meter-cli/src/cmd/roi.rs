@@ -35,7 +35,9 @@ pub struct Args {
     #[arg(long)]
     pub auto: bool,
     /// With --auto: how many digits the counter has (recommended: without
-    /// it a rolling or faint digit at either end may be left out).
+    /// it, an end slot is added only where it holds ink like a digit's, so
+    /// a very faint end digit may be left out and a digit-tall mark beside
+    /// the counter taken in).
     #[arg(long)]
     pub digits: Option<usize>,
     /// Initial rotation in degrees (counter-clockwise) when no config is
