@@ -1,6 +1,7 @@
 //! meter-vision on one thread: JPEG decode, alignment with two marks in a
 //! ±20 px window, crop and resize of 8 digits. Issue 3's bar: the whole
-//! chain <= 8 ms per 640x480 frame.
+//! chain <= 8 ms per 640x480 frame. Also the auto-ROI proposal, which runs
+//! once at set-up.
 //!
 //! `cargo bench -p meter-benches --bench vision`
 
@@ -10,7 +11,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use image::codecs::jpeg::JpegEncoder;
 use meter_synth::{FrameParams, MeterLayout};
 use meter_vision::{
-    aligned_frame, decode_jpeg, extract_digits, Aligner, Mark, Pipeline, Regions, Resample,
+    aligned_frame, decode_jpeg, extract_digits, propose_digits, Aligner, Mark, Pipeline, Regions,
+    Resample,
 };
 
 /// The default synthetic meter with eight digits instead of six.
@@ -101,6 +103,12 @@ fn vision(c: &mut Criterion) {
                 assert_eq!(out.digits.len(), 8);
                 out
             })
+        });
+    }
+    // Set-up only (`meter roi --auto`), not per reading.
+    for (name, count) in [("with_count", Some(8)), ("without_count", None)] {
+        g.bench_function(format!("auto_roi_640x480_{name}"), |b| {
+            b.iter(|| propose_digits(black_box(&image), count).expect("a row"))
         });
     }
     g.finish();
