@@ -53,5 +53,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         r.settled_digit
             .map_or("-".to_owned(), |s| format!("{:.2}%", 100.0 * s)),
     );
+    for c in &r.by_confidence {
+        let pct = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.2}%", 100.0 * v));
+        println!(
+            "  confidence >= {:.2}: keeps {:.2}% ({}), exact {}, within 0.1 {}",
+            c.min_confidence,
+            100.0 * c.share,
+            c.n,
+            pct(c.exact),
+            pct(c.within_0_1)
+        );
+    }
     Ok(())
 }

@@ -13,6 +13,9 @@ use crate::{DigitModel, ModelError};
 pub const EVAL_BATCH: usize = 8;
 /// How many confusions a report lists.
 pub const TOP_CONFUSIONS: usize = 15;
+/// The confidence levels [`EvalReport::by_confidence`] reports (0.95 is the
+/// default `min_confidence` below which a reading is unsure).
+pub const CONFIDENCE_LEVELS: [f32; 5] = [0.5, 0.8, 0.9, 0.95, 0.99];
 
 /// Accuracy of one group of images. Fractions are in 0..=1.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,6 +44,24 @@ pub struct Confusion {
     pub count: usize,
 }
 
+/// The predictions at or above one confidence level: how many a reader that
+/// accepts only those would keep, and how right they are. Confidence is the
+/// calibrated probability of being within one tenth, so `within_0_1` should
+/// be at least `min_confidence` when the calibration holds on this data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AtConfidence {
+    /// The level.
+    pub min_confidence: f32,
+    /// Predictions at or above it.
+    pub n: usize,
+    /// Their fraction of all predictions.
+    pub share: f64,
+    /// Fraction of those predicted exactly; `None` when `n` is 0.
+    pub exact: Option<f64>,
+    /// Fraction of those within one tenth; `None` when `n` is 0.
+    pub within_0_1: Option<f64>,
+}
+
 /// The result of [`evaluate`]; serialises to the JSON `meter eval --json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalReport {
@@ -56,6 +77,8 @@ pub struct EvalReport {
     pub settled_n: usize,
     /// Mean confidence of the predictions.
     pub mean_confidence: f64,
+    /// Accuracy among the predictions at or above each of [`CONFIDENCE_LEVELS`].
+    pub by_confidence: Vec<AtConfidence>,
     /// Metrics per `kind` (from a manifest); empty when no kind is known.
     pub per_kind: BTreeMap<String, Metrics>,
     /// Metrics per source.
@@ -113,6 +136,8 @@ pub fn evaluate(model: &DigitModel, data: &Dataset) -> Result<EvalReport, ModelE
     let mut per_source: BTreeMap<String, Acc> = BTreeMap::new();
     let mut confusions: HashMap<(Tenths, Tenths), usize> = HashMap::new();
     let mut confidence = 0.0f64;
+    // Per level: (n, exact, within).
+    let mut at_level = [(0usize, 0usize, 0usize); CONFIDENCE_LEVELS.len()];
     let mut elapsed = 0.0f64;
     let mut batch = Vec::with_capacity(EVAL_BATCH);
     for chunk in data.samples.chunks(EVAL_BATCH) {
@@ -137,6 +162,13 @@ pub fn evaluate(model: &DigitModel, data: &Dataset) -> Result<EvalReport, ModelE
                 *confusions.entry((s.label, p.tenths)).or_default() += 1;
             }
             confidence += f64::from(p.confidence);
+            for (level, acc) in CONFIDENCE_LEVELS.iter().zip(&mut at_level) {
+                if p.confidence >= *level {
+                    acc.0 += 1;
+                    acc.1 += usize::from(s.label == p.tenths);
+                    acc.2 += usize::from(s.label.circular_distance(p.tenths) <= 1);
+                }
+            }
         }
     }
     let mut confusions: Vec<Confusion> = confusions
@@ -162,6 +194,20 @@ pub fn evaluate(model: &DigitModel, data: &Dataset) -> Result<EvalReport, ModelE
         settled_digit: m.settled_digit,
         settled_n: m.settled_n,
         mean_confidence: confidence / m.n as f64,
+        by_confidence: CONFIDENCE_LEVELS
+            .iter()
+            .zip(at_level)
+            .map(|(&min_confidence, (n, exact, within))| {
+                let of_n = |k: usize| (n > 0).then(|| k as f64 / n as f64);
+                AtConfidence {
+                    min_confidence,
+                    n,
+                    share: n as f64 / m.n as f64,
+                    exact: of_n(exact),
+                    within_0_1: of_n(within),
+                }
+            })
+            .collect(),
         per_kind: per_kind
             .iter()
             .map(|(k, a)| (k.clone(), a.metrics()))

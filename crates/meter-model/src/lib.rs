@@ -35,7 +35,10 @@ pub use arch::{Architecture, ARCH_NAME, ARCH_VERSION};
 pub use augment::{augment, AugmentConfig};
 pub use dataset::{read_source_list, Dataset, Problem, Sample, MANIFEST};
 pub use error::ModelError;
-pub use eval::{evaluate, Confusion, EvalReport, Metrics, EVAL_BATCH, TOP_CONFUSIONS};
+pub use eval::{
+    evaluate, AtConfidence, Confusion, EvalReport, Metrics, CONFIDENCE_LEVELS, EVAL_BATCH,
+    TOP_CONFUSIONS,
+};
 pub use model::{
     DigitModel, ModelMetadata, Normalisation, TrainingSummary, ValidationSummary, FORMAT,
     FORMAT_VERSION, METADATA_KEY, TOP_K,

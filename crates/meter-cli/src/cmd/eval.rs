@@ -161,6 +161,18 @@ fn print_report(r: &EvalReport) {
             );
         }
     }
+    outln!("\nat or above a confidence (calibrated: the chance of being within 0.1):");
+    for c in &r.by_confidence {
+        let of = |v: Option<f64>| v.map_or("      -".into(), pct);
+        outln!(
+            "  >= {:.2}  keeps {} ({:>5})  exact {}  within {}",
+            c.min_confidence,
+            pct(c.share),
+            c.n,
+            of(c.exact),
+            of(c.within_0_1)
+        );
+    }
     if !r.confusions.is_empty() {
         outln!("\ntop confusions (label -> predicted: count):");
         for c in &r.confusions {

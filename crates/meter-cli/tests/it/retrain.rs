@@ -316,6 +316,59 @@ fn replay_images_of_unseen_meters_are_the_forgetting_check() {
 }
 
 #[test]
+fn eval_json_is_one_object_with_the_documented_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = dir.path().join("dataset");
+    write_digits(&dataset, 3);
+    let o = run(&["eval", "--data", s(&dataset), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["n"], 30, "{r}");
+    for key in ["exact", "within_0_1", "settled_digit", "mean_confidence"] {
+        let v = r[key].as_f64().unwrap_or_else(|| panic!("{key} in {r}"));
+        assert!((0.0..=1.0).contains(&v), "{key} {v}");
+    }
+    assert_eq!(r["settled_n"], 30);
+    assert!(r["us_per_digit"].as_f64().unwrap() > 0.0);
+    assert!(r["per_source"].as_object().is_some_and(|m| !m.is_empty()));
+    assert!(r["confusions"].is_array());
+    // Fewer predictions at each higher confidence level, each counted once.
+    let levels = r["by_confidence"].as_array().unwrap();
+    assert_eq!(levels.len(), 5, "{r}");
+    let mut last = (0.0, 31);
+    for l in levels {
+        let (level, n) = (
+            l["min_confidence"].as_f64().unwrap(),
+            l["n"].as_u64().unwrap(),
+        );
+        assert!(level > last.0 && n <= last.1, "{levels:?}");
+        assert!((l["share"].as_f64().unwrap() - n as f64 / 30.0).abs() < 1e-9);
+        if n > 0 {
+            let within = l["within_0_1"].as_f64().unwrap();
+            assert!(within >= l["exact"].as_f64().unwrap(), "{l}");
+        }
+        last = (level, n);
+    }
+    // A bar above what it reads fails, naming it.
+    let o = run(&[
+        "eval",
+        "--data",
+        s(&dataset),
+        "--json",
+        "--min-exact",
+        "1.01",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("below the required accuracy: exact"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn train_makes_the_shipped_shape_unless_told_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let dataset = dir.path().join("dataset");
