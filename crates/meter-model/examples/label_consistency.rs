@@ -77,19 +77,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut per_source: BTreeMap<&str, Tally> = BTreeMap::new();
     for (source, members) in &by_source {
         let held_index = usize::from(is_held(source));
-        for &a in members {
-            let nearest = members
-                .iter()
-                .filter(|&&b| b != a)
-                .map(|&b| {
-                    let d: f32 = vectors[a]
-                        .iter()
-                        .zip(&vectors[b])
-                        .map(|(x, y)| (x - y) * (x - y))
-                        .sum();
-                    (d / vectors[a].len() as f32, b)
-                })
-                .min_by(|x, y| x.0.total_cmp(&y.0));
+        // Each pair's distance once, updating both ends' nearest; pairs are
+        // visited in increasing index order, so ties go to the first, as a
+        // per-image minimum would.
+        let mut nearest: Vec<Option<(f32, usize)>> = vec![None; members.len()];
+        for (i, &a) in members.iter().enumerate() {
+            for (j, &b) in members.iter().enumerate().skip(i + 1) {
+                let d: f32 = vectors[a]
+                    .iter()
+                    .zip(&vectors[b])
+                    .map(|(x, y)| (x - y) * (x - y))
+                    .sum::<f32>()
+                    / vectors[a].len() as f32;
+                for (k, other) in [(i, b), (j, a)] {
+                    if nearest[k].is_none_or(|(best, _)| d < best) {
+                        nearest[k] = Some((d, other));
+                    }
+                }
+            }
+        }
+        for (&a, nearest) in members.iter().zip(nearest) {
             let Some((d, b)) = nearest else { continue };
             let apart = data.samples[a]
                 .label
