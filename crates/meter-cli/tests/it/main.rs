@@ -7,6 +7,7 @@ mod commands;
 mod e2e;
 mod helpers;
 mod influx;
+mod real_frames;
 // meter-sink's private influxd per test (free port, temp dir), reused as is.
 #[allow(dead_code)]
 #[path = "../../../meter-sink/tests/it/server.rs"]
