@@ -330,7 +330,9 @@ fn boxes_for_row(
             (typical_ink * 0.3..=typical_ink * 2.5).contains(&share) && reach >= 0.75
         })
     };
-    let want = expected.unwrap_or(MAX_BLIND_DIGITS);
+    // Without a count, as far as the slots look like digits, up to the
+    // longest counter a config may have.
+    let want = expected.unwrap_or(meter_core::Counter::MAX_DIGITS);
     while centres.len() < want {
         let left = centres[0] - pitch;
         let right = centres[centres.len() - 1] + pitch;
@@ -376,9 +378,6 @@ fn boxes_for_row(
         dark_digits: dark,
     })
 }
-
-/// Longest counter proposed without a digit count.
-const MAX_BLIND_DIGITS: usize = 12;
 
 /// Mean value of the pixels in `[x0, x1) x [y0, y1)` (inside the image).
 fn region_mean(img: &GrayImage, x0: f64, x1: f64, y0: f64, y1: f64) -> f64 {
