@@ -136,8 +136,7 @@ pub fn evaluate(model: &DigitModel, data: &Dataset) -> Result<EvalReport, ModelE
     let mut per_source: BTreeMap<String, Acc> = BTreeMap::new();
     let mut confusions: HashMap<(Tenths, Tenths), usize> = HashMap::new();
     let mut confidence = 0.0f64;
-    // Per level: (n, exact, within).
-    let mut at_level = [(0usize, 0usize, 0usize); CONFIDENCE_LEVELS.len()];
+    let mut at_level: [Acc; CONFIDENCE_LEVELS.len()] = Default::default();
     let mut elapsed = 0.0f64;
     let mut batch = Vec::with_capacity(EVAL_BATCH);
     for chunk in data.samples.chunks(EVAL_BATCH) {
@@ -164,9 +163,7 @@ pub fn evaluate(model: &DigitModel, data: &Dataset) -> Result<EvalReport, ModelE
             confidence += f64::from(p.confidence);
             for (level, acc) in CONFIDENCE_LEVELS.iter().zip(&mut at_level) {
                 if p.confidence >= *level {
-                    acc.0 += 1;
-                    acc.1 += usize::from(s.label == p.tenths);
-                    acc.2 += usize::from(s.label.circular_distance(p.tenths) <= 1);
+                    acc.add(s.label, p.tenths);
                 }
             }
         }
@@ -197,14 +194,14 @@ pub fn evaluate(model: &DigitModel, data: &Dataset) -> Result<EvalReport, ModelE
         by_confidence: CONFIDENCE_LEVELS
             .iter()
             .zip(at_level)
-            .map(|(&min_confidence, (n, exact, within))| {
-                let of_n = |k: usize| (n > 0).then(|| k as f64 / n as f64);
+            .map(|(&min_confidence, acc)| {
+                let kept = acc.metrics();
                 AtConfidence {
                     min_confidence,
-                    n,
-                    share: n as f64 / m.n as f64,
-                    exact: of_n(exact),
-                    within_0_1: of_n(within),
+                    n: kept.n,
+                    share: kept.n as f64 / m.n as f64,
+                    exact: (kept.n > 0).then_some(kept.exact),
+                    within_0_1: (kept.n > 0).then_some(kept.within_0_1),
                 }
             })
             .collect(),
