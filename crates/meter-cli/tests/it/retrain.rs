@@ -1,5 +1,6 @@
-//! `meter retrain` and `meter model`: promotion only when not worse,
-//! numbered versions, rollback.
+//! The model commands: `meter retrain` and `meter model` (promotion only
+//! when not worse, numbered versions, rollback), `meter train`'s options and
+//! `meter eval`'s JSON.
 
 use std::path::{Path, PathBuf};
 
