@@ -12,7 +12,8 @@ use crate::helpers::{run, s, stderr, stdout};
 
 struct Case {
     dir: &'static str,
-    frame: &'static str,
+    /// Frames of the same counter state.
+    frames: &'static [&'static str],
     rotate: u32,
     /// Mark template file and its top-left corner in the aligned frame.
     marks: &'static [(&'static str, u32, u32)],
@@ -40,7 +41,10 @@ const WMSC_DIGITS: &[[u32; 4]] = &[
 const CASES: &[Case] = &[
     Case {
         dir: "wmsc",
-        frame: "SourceImage_2019-09-16_20-08-31__eb46b74.jpg",
+        frames: &[
+            "SourceImage_2019-09-16_20-08-31__eb46b74.jpg",
+            "SourceImage_2019-09-16_20-13-22__ba84625.jpg",
+        ],
         rotate: 180,
         marks: WMSC_MARKS,
         digits: WMSC_DIGITS,
@@ -49,16 +53,7 @@ const CASES: &[Case] = &[
     },
     Case {
         dir: "wmsc",
-        frame: "SourceImage_2019-09-16_20-13-22__ba84625.jpg",
-        rotate: 180,
-        marks: WMSC_MARKS,
-        digits: WMSC_DIGITS,
-        by_eye: (400.8, 401.2),
-        note: "00401 (READINGS-by-eye.txt)",
-    },
-    Case {
-        dir: "wmsc",
-        frame: "org.jpg",
+        frames: &["org.jpg"],
         rotate: 180,
         marks: WMSC_MARKS,
         digits: WMSC_DIGITS,
@@ -67,7 +62,7 @@ const CASES: &[Case] = &[
     },
     Case {
         dir: "wmic",
-        frame: "org.jpg",
+        frames: &["org.jpg"],
         rotate: 0,
         marks: &[
             ("Ref_ZR.jpg", 70, 203),
@@ -86,7 +81,7 @@ const CASES: &[Case] = &[
     },
     Case {
         dir: "aoe2020",
-        frame: "reference.jpg",
+        frames: &["reference.jpg"],
         rotate: 0,
         marks: &[("ref0.jpg", 119, 273), ("ref1.jpg", 456, 138)],
         // Its config boxes only the last three of five rollers.
@@ -101,7 +96,7 @@ fn frames_dir() -> Option<std::path::PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-fn config(root: &Path, case: &Case, state: &Path) -> String {
+fn config(root: &Path, case: &Case, frame: &str, state: &Path) -> String {
     let dir = root.join(case.dir);
     let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
     let marks: Vec<String> = case
@@ -113,7 +108,7 @@ fn config(root: &Path, case: &Case, state: &Path) -> String {
     writeln!(text, "state_dir = {:?}", s(&state.join("state"))).unwrap();
     writeln!(text, "dataset_dir = {:?}", s(&state.join("dataset"))).unwrap();
     writeln!(text, "[[meter]]\nname = \"real\"").unwrap();
-    writeln!(text, "source = {:?}", path(case.frame)).unwrap();
+    writeln!(text, "source = {:?}", path(frame)).unwrap();
     writeln!(text, "rotate = {}", case.rotate).unwrap();
     writeln!(text, "marks = [{}]", marks.join(", ")).unwrap();
     writeln!(text, "digits = {:?}", case.digits).unwrap();
@@ -128,12 +123,15 @@ fn real_frames_read_what_the_rollers_show() {
         return;
     };
     let mut wrong = Vec::new();
-    for case in CASES {
+    for (case, frame) in CASES
+        .iter()
+        .flat_map(|c| c.frames.iter().map(move |f| (c, *f)))
+    {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = tmp.path().join("meter.toml");
-        std::fs::write(&cfg, config(&root, case, tmp.path())).unwrap();
+        std::fs::write(&cfg, config(&root, case, frame, tmp.path())).unwrap();
         let o = run(&["predict", "--config", s(&cfg), "--json"]);
-        let name = format!("{}/{}", case.dir, case.frame);
+        let name = format!("{}/{frame}", case.dir);
         // Exit 0 stored, 2 unsure: either way the rollers were read.
         assert!(
             matches!(o.status.code(), Some(0 | 2)),
