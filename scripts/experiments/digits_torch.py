@@ -283,7 +283,10 @@ def fmt(m):
     return f"{100*m['exact']:.1f}/{100*m['within_0_1']:.1f}/{100*(m['settled'] or 0):.1f}"
 
 
-def train(name, make, epochs, lr, seed, sigma=None, smoothing=0.1, bs=128, wd=5e-4):
+def train(name, make, epochs, lr, seed, sigma=None, smoothing=0.1, bs=128, wd=5e-4, teacher=None, kd_temp=2.0, kd_alpha=0.5):
+    """Trains `make()` and reports it. With a `teacher`, the loss is
+    kd_alpha * (the loss above) + (1 - kd_alpha) * kd_temp^2 * KL(teacher's
+    predictions on the same batch at temperature kd_temp || the model's)."""
     torch.manual_seed(seed)
     g = torch.Generator(device=DEV)
     g.manual_seed(seed)
@@ -292,6 +295,8 @@ def train(name, make, epochs, lr, seed, sigma=None, smoothing=0.1, bs=128, wd=5e
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     steps = epochs * (len(tr) // bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    if teacher is not None:
+        teacher.eval()
     t = time.time()
     curve = []
     for ep in range(epochs):
@@ -304,6 +309,11 @@ def train(name, make, epochs, lr, seed, sigma=None, smoothing=0.1, bs=128, wd=5e
                 logits = model(x).float()
             tg = targets(Y[b], smoothing, sigma)
             loss = F.cross_entropy(logits, Y[b], label_smoothing=smoothing) if tg is None else -(tg * F.log_softmax(logits, 1)).sum(1).mean()
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = F.softmax(teacher(x).float() / kd_temp, 1)
+                kd = F.kl_div(F.log_softmax(logits / kd_temp, 1), soft, reduction="batchmean") * kd_temp**2
+                loss = kd_alpha * loss + (1 - kd_alpha) * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
