@@ -92,7 +92,7 @@ const CASES: &[Case] = &[
 ];
 
 fn frames_dir() -> Option<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/meter-frames");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/meter-frames");
     dir.is_dir().then_some(dir)
 }
 

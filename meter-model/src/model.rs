@@ -25,7 +25,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const TOP_K: usize = 5;
 
 /// The model file bundled with the crate (see `models/README.md`).
-const SHIPPED: &[u8] = include_bytes!("../../../models/digits.safetensors");
+const SHIPPED: &[u8] = include_bytes!("../../models/digits.safetensors");
 
 /// How an image is normalised before the network sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -484,8 +484,7 @@ fn real_digit_crops_when_the_data_is_present() {
     let dir = std::env::var_os("METER_DIGITS_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/data/meter-digits")
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/meter-digits")
         });
     if !dir.is_dir() {
         eprintln!("skipped: no digit data at {}", dir.display());

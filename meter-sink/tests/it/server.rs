@@ -52,7 +52,7 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
 fn install() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/setup/influxdb.sh");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/setup/influxdb.sh");
         eprintln!(
             "meter-sink tests: database binaries missing, running {}",
             script.display()

@@ -91,7 +91,7 @@ pub fn data_dirs(given: &[PathBuf]) -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("METER_DIGITS_DIR") {
         return vec![PathBuf::from(dir)];
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/meter-digits");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/meter-digits");
     if repo.is_dir() {
         return vec![repo];
     }
