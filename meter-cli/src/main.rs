@@ -24,13 +24,8 @@ macro_rules! outln {
     }};
 }
 
-mod blend;
 mod cmd;
-mod config;
-mod label;
-mod reader;
-mod registry;
-mod state;
+mod render;
 
 /// Read analog utility meters from camera images.
 #[derive(Parser, Debug)]

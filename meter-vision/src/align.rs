@@ -96,9 +96,9 @@ impl Default for AlignerBuilder {
         Self {
             rotate_deg: 0.0,
             marks: Vec::new(),
-            search_radius: 20,
-            max_rotation_deg: 5.0,
-            min_score: 0.5,
+            search_radius: crate::MeterGeometry::DEFAULT_SEARCH_RADIUS,
+            max_rotation_deg: crate::MeterGeometry::DEFAULT_MAX_ROTATION,
+            min_score: crate::MeterGeometry::DEFAULT_MIN_MARK_SCORE,
             model: None,
             max_residual_px: 4.0,
             aligned_size: None,

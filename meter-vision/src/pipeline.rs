@@ -62,16 +62,23 @@ pub struct MeterGeometry {
 }
 
 fn default_search_radius() -> u32 {
-    20
+    MeterGeometry::DEFAULT_SEARCH_RADIUS
 }
 fn default_max_rotation() -> f64 {
-    5.0
+    MeterGeometry::DEFAULT_MAX_ROTATION
 }
 fn default_min_score() -> f32 {
-    0.5
+    MeterGeometry::DEFAULT_MIN_MARK_SCORE
 }
 
 impl MeterGeometry {
+    /// `search_radius` when not given, pixels.
+    pub const DEFAULT_SEARCH_RADIUS: u32 = 20;
+    /// `max_rotation` when not given, degrees.
+    pub const DEFAULT_MAX_ROTATION: f64 = 5.0;
+    /// `min_mark_score` when not given.
+    pub const DEFAULT_MIN_MARK_SCORE: f32 = 0.5;
+
     /// The digit regions: `digits` boxes, or the `counter` window split
     /// equally. Exactly one of them must be given.
     pub fn regions(&self) -> Result<Regions, VisionError> {

@@ -1,4 +1,5 @@
-//! `meter classify`: label digit images in the terminal (see [`crate::label`]).
+//! `meter classify`: label digit images in the terminal (the session is
+//! [`meter_service::label`]; this draws it).
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -7,9 +8,11 @@ use anyhow::Context;
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{execute, terminal};
 
-use crate::config::ResolvedConfig;
-use crate::label::{items, keys_from_lines, Key, Options, Session};
-use crate::registry;
+use meter_service::config::ResolvedConfig;
+use meter_service::label::{items, keys_from_lines, Key, Options, Session, View};
+use meter_service::registry;
+
+use crate::render::screen;
 use crate::Outcome;
 
 /// Arguments of `meter classify`.
@@ -80,23 +83,27 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let opts = Options {
         dataset_dir: cfg.dataset_dir.clone(),
         journal: cfg.state_dir.join("classify.journal"),
-        cols,
-        rows,
         revisit_skipped: args.revisit_skipped,
     };
-    let stdout = io::stdout();
-    let session = Session::new(list, opts, stdout.lock())?;
-    if session.len() == 0 {
+    let session = Session::new(list, opts)?;
+    if session.is_empty() {
         drop(session);
         outln!("nothing to label");
         return Ok(Outcome::Done);
     }
+    let mut stdout = io::stdout().lock();
+    let mut show = |view: &View<'_>| -> io::Result<()> {
+        stdout.write_all(screen(view, cols, rows).as_bytes())?;
+        stdout.flush()
+    };
     let summary = if interactive {
         let _raw = RawMode::enter()?;
-        session.run(TerminalKeys)?
+        session.run(TerminalKeys, &mut show)?
     } else {
-        session.run(keys_from_lines(io::stdin().lock()))?
+        session.run(keys_from_lines(io::stdin().lock()), &mut show)?
     };
+    stdout.write_all(b"\x1b[0m")?;
+    drop(stdout);
     outln!(
         "filed {}, skipped {}, undone {}, left {}{} -> {}",
         summary.filed,

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::config::ResolvedConfig;
-use crate::registry::{Registry, REGISTRY_FILE};
 use crate::Outcome;
+use meter_service::config::ResolvedConfig;
+use meter_service::registry::{Registry, REGISTRY_FILE};
 
 /// Model version management.
 #[derive(clap::Subcommand, Debug)]

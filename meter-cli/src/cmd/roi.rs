@@ -12,8 +12,8 @@ use meter_vision::{
     MeterGeometry, Regions, Resample,
 };
 
-use crate::config::ResolvedConfig;
 use crate::Outcome;
+use meter_service::config::ResolvedConfig;
 
 /// Arguments of `meter roi`.
 #[derive(clap::Args, Debug)]

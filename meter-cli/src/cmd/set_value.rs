@@ -4,11 +4,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use time::OffsetDateTime;
+use meter_service::config::ResolvedConfig;
 
-use crate::config::ResolvedConfig;
-use crate::{state, Outcome};
+use crate::Outcome;
 
 /// Arguments of `meter set-value`.
 #[derive(clap::Args, Debug)]
@@ -28,26 +26,14 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let cfg = ResolvedConfig::load(&args.config)?;
     let meter = cfg.meter(&args.meter)?;
-    let ticks = meter
-        .counter
-        .parse(&args.value)
-        .with_context(|| format!("meter {}", meter.name))?;
-    // The old state may be unreadable or of another counter shape: that is
-    // exactly when a hand correction is needed, so it is reported, not fatal.
-    let previous = match state::load(&cfg.state_dir, &meter.name, meter.counter) {
-        Ok(s) => s.stored.map(|t| meter.counter.format_units(t.ticks)),
-        Err(e) => {
-            log::warn!("replacing unreadable state: {e:#}");
-            None
-        }
-    };
-    let new = meter_core::State::with_value(meter.counter, ticks, OffsetDateTime::now_utc());
-    state::save(&cfg.state_dir, &meter.name, &new)?;
+    let set = meter_service::state::set_value(&cfg.state_dir, meter, &args.value)?;
     outln!(
         "{}: stored value set to {}{}",
         meter.name,
-        meter.counter.format_units(ticks),
-        previous.map(|p| format!(" (was {p})")).unwrap_or_default()
+        set.value,
+        set.previous
+            .map(|p| format!(" (was {p})"))
+            .unwrap_or_default()
     );
     Ok(Outcome::Done)
 }

@@ -227,3 +227,33 @@ fn a_closed_stdout_pipe_ends_quietly() {
         "the work itself was done"
     );
 }
+
+/// A reading is remembered as stored only once every sink accepted it: a
+/// sink that cannot write (a full disk) leaves the state as it was.
+#[test]
+fn run_commits_the_state_only_after_the_sinks_accepted() {
+    let sim = crate::helpers::sim_meter(crate::helpers::rolling(1000.0, 0.1, 3), "10ms", "");
+    let text = std::fs::read_to_string(&sim.config).unwrap();
+    std::fs::write(
+        &sim.config,
+        text.replace("path = \"readings.jsonl\"", "path = \"/dev/full\""),
+    )
+    .unwrap();
+    let o = crate::helpers::run(&[
+        "run",
+        "--config",
+        crate::helpers::s(&sim.config),
+        "--count",
+        "2",
+    ]);
+    let err = crate::helpers::stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("sink jsonl-0"),
+        "the refusal is reported: {err}"
+    );
+    assert!(
+        !sim.dir.path().join("state/camsim.json").exists(),
+        "a reading no sink stored was remembered as stored"
+    );
+}

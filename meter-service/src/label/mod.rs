@@ -1,7 +1,8 @@
-//! The labelling session behind `meter classify`: shows one digit image at a
-//! time with its neighbours and the model's guess, reads answers from any
-//! key source (a raw terminal, lines of text, a script), and files each
-//! answer into `dataset/<label>/`.
+//! The labelling session behind `meter classify` and the web page's
+//! labeller: one digit image at a time with its neighbours and the model's
+//! guess ([`Session::view`]); answers come as keys from any source (a raw
+//! terminal, lines of text, a browser, a script) and are filed into
+//! `dataset/<label>/`.
 //!
 //! Keys: `0`-`9` a settled digit (`N.0`); that digit then `.` and a tenth
 //! for a rolling one (`3.7`); Enter accepts the guess; `s` skips; `u` undoes
@@ -11,24 +12,25 @@
 //!
 //! Guarantees: an image is never lost (moves are renames, copies are written
 //! whole then renamed; undo reverses them), and never filed twice: files are
-//! named by a hash of their pixels (`<meter>-<hash>.png`), and an image
-//! already in the dataset is relabelled, not copied. A journal file records
+//! named by the naming rule of [`files`](crate::files), and an image already
+//! in the dataset (filed by hand or by the reader) is relabelled, not copied. A journal file records
 //! every answer, skip and undo; frames already filed or skipped are not
 //! asked again, so a session resumes where it stopped.
 
 pub mod items;
-pub mod render;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use image::RgbImage;
 use meter_core::{DigitPrediction, Tenths};
+
+use crate::files::{dataset_index, move_file, png_bytes, write_atomic};
 
 /// One key press.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +77,8 @@ pub enum Origin {
 }
 
 impl Origin {
-    fn describe(&self) -> String {
+    /// `unsure <file>` or `frame <file> digit <n>`.
+    pub fn describe(&self) -> String {
         match self {
             Origin::Unsure { path, .. } => format!("unsure {}", file_name(path)),
             Origin::Frame { frame, digit } => {
@@ -111,74 +114,6 @@ pub struct Item {
     pub guess: Option<DigitPrediction>,
 }
 
-/// 64-bit FNV-1a of an image's size and pixels: its file name in the dataset.
-pub fn image_hash(img: &RgbImage) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let (w, ht) = img.dimensions();
-    for b in w
-        .to_le_bytes()
-        .iter()
-        .chain(ht.to_le_bytes().iter())
-        .chain(img.as_raw().iter())
-    {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// The hash in a dataset file name `<anything>-<16 hex digits>.<ext>`.
-fn hash_of_name(path: &Path) -> Option<u64> {
-    let stem = path.file_stem()?.to_str()?;
-    let (_, hex) = stem.rsplit_once('-')?;
-    (hex.len() == 16)
-        .then(|| u64::from_str_radix(hex, 16).ok())
-        .flatten()
-}
-
-/// Every hash-named image in the label folders of `dataset_dir`.
-pub fn dataset_index(dataset_dir: &Path) -> anyhow::Result<HashMap<u64, PathBuf>> {
-    Ok(label_files(dataset_dir)?
-        .into_iter()
-        .filter_map(|p| hash_of_name(&p).map(|h| (h, p)))
-        .collect())
-}
-
-/// The (non-hidden) files in the label folders (`N.M`) of `dataset_dir`;
-/// none when it does not exist yet.
-pub fn label_files(dataset_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let entries = match std::fs::read_dir(dataset_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(files),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", dataset_dir.display())),
-    };
-    for entry in entries {
-        let sub = entry
-            .with_context(|| format!("reading {}", dataset_dir.display()))?
-            .path();
-        let is_label = sub
-            .file_name()
-            .and_then(|s| s.to_str())
-            .is_some_and(|s| s.parse::<Tenths>().is_ok());
-        if !(is_label && sub.is_dir()) {
-            continue;
-        }
-        for f in std::fs::read_dir(&sub).with_context(|| format!("reading {}", sub.display()))? {
-            let p = f
-                .with_context(|| format!("reading {}", sub.display()))?
-                .path();
-            let hidden = p
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            if p.is_file() && !hidden {
-                files.push(p);
-            }
-        }
-    }
-    Ok(files)
-}
-
 /// The session's settings.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -186,10 +121,6 @@ pub struct Options {
     pub dataset_dir: PathBuf,
     /// The journal file (appended to).
     pub journal: PathBuf,
-    /// Terminal width in cells.
-    pub cols: u16,
-    /// Terminal height in cells.
-    pub rows: u16,
     /// Ask again the images skipped in earlier sessions.
     pub revisit_skipped: bool,
 }
@@ -300,38 +231,10 @@ impl Journal {
     }
 }
 
-/// Renames `from` to `to`, copying (then removing) across file systems.
-fn move_file(from: &Path, to: &Path) -> anyhow::Result<()> {
-    if std::fs::rename(from, to).is_ok() {
-        return Ok(());
-    }
-    let ctx = || format!("moving {} to {}", from.display(), to.display());
-    write_atomic(to, &std::fs::read(from).with_context(ctx)?).with_context(ctx)?;
-    std::fs::remove_file(from).with_context(ctx)
-}
-
-/// Writes the whole file beside `path`, then renames it into place.
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_file_name(format!(".{}.tmp", file_name(path)));
-    let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
-fn png_bytes(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
-    let mut out = io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .context("encoding PNG")?;
-    Ok(out.into_inner())
-}
-
 /// A labelling session over `items`.
-pub struct Session<W: Write> {
+pub struct Session {
     items: Vec<Item>,
     opts: Options,
-    out: W,
     index: HashMap<u64, PathBuf>,
     journal: Journal,
     cur: usize,
@@ -343,10 +246,10 @@ pub struct Session<W: Write> {
     summary: Summary,
 }
 
-impl<W: Write> Session<W> {
+impl Session {
     /// Drops the items already answered (frames filed into the dataset,
     /// images skipped earlier, duplicates among `items`) and opens the journal.
-    pub fn new(items: Vec<Item>, opts: Options, out: W) -> anyhow::Result<Self> {
+    pub fn new(items: Vec<Item>, opts: Options) -> anyhow::Result<Self> {
         let index = dataset_index(&opts.dataset_dir)?;
         let skipped = if opts.revisit_skipped {
             HashSet::new()
@@ -371,7 +274,6 @@ impl<W: Write> Session<W> {
         Ok(Self {
             items,
             opts,
-            out,
             index,
             journal,
             cur: 0,
@@ -389,33 +291,47 @@ impl<W: Write> Session<W> {
         self.items.len()
     }
 
-    /// Runs until `q`, the end of `keys`, or an error; every answer given
-    /// is filed before it returns.
-    pub fn run<I>(mut self, keys: I) -> anyhow::Result<Summary>
+    /// Whether there is nothing to ask.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Runs until `q`, the end of `keys`, or an error, calling `show` with
+    /// the view before each key and once at the end; every answer given is
+    /// filed before it returns.
+    pub fn run<I>(
+        mut self,
+        keys: I,
+        mut show: impl FnMut(&View<'_>) -> io::Result<()>,
+    ) -> anyhow::Result<Summary>
     where
         I: IntoIterator<Item = io::Result<Key>>,
     {
         let mut keys = keys.into_iter();
         loop {
-            self.draw()?;
+            show(&self.view())?;
             let key = match keys.next() {
                 None => break,
                 Some(k) => k.context("reading keys")?,
             };
-            self.message.clear();
             if !self.handle(key)? {
                 break;
             }
         }
+        self.finish()
+    }
+
+    /// Files the answer in hand and says what the session did.
+    pub fn finish(mut self) -> anyhow::Result<Summary> {
         self.commit_pending()?;
         self.summary.left = self.items.len() - self.cur.min(self.items.len());
-        write!(self.out, "\x1b[0m")?;
-        self.out.flush()?;
         Ok(self.summary)
     }
 
-    /// Handles one key; `false` to stop.
-    fn handle(&mut self, key: Key) -> anyhow::Result<bool> {
+    /// Handles one key; `false` when the session should end (`q`, or
+    /// Enter with nothing left).
+    pub fn handle(&mut self, key: Key) -> anyhow::Result<bool> {
+        self.message.clear();
         let n = self.items.len();
         if self.typing_tenth {
             match key {
@@ -519,7 +435,8 @@ impl<W: Write> Session<W> {
                         Op::Moved { from, to } => move_file(to, from)?,
                         Op::Wrote { path } => std::fs::remove_file(path)
                             .with_context(|| format!("removing {}", path.display()))?,
-                        Op::Removed { path, bytes } => write_atomic(path, bytes)?,
+                        Op::Removed { path, bytes } => write_atomic(path, bytes)
+                            .with_context(|| format!("writing {}", path.display()))?,
                     }
                 }
                 match &d.prev_index {
@@ -597,7 +514,8 @@ impl<W: Write> Session<W> {
                     });
                 }
                 Origin::Frame { .. } => {
-                    write_atomic(&dest, &png_bytes(&item.image)?)?;
+                    write_atomic(&dest, &png_bytes(&item.image)?)
+                        .with_context(|| format!("writing {}", dest.display()))?;
                     ops.push(Op::Wrote { path: dest.clone() });
                 }
             },
@@ -623,112 +541,107 @@ impl<W: Write> Session<W> {
         self.summary.filed + self.summary.skipped + usize::from(self.pending.is_some())
     }
 
-    fn draw(&mut self) -> anyhow::Result<()> {
+    /// What to show now.
+    pub fn view(&self) -> View<'_> {
         let n = self.items.len();
-        let mut s = String::from("\x1b[H\x1b[2J");
-        let nl = "\x1b[K\r\n";
         let shown = if self.typing_tenth {
             self.pending.map(|p| p.idx)
         } else {
             (self.cur < n).then_some(self.cur)
         };
-        let pic_rows = self.opts.rows.saturating_sub(8).max(4);
-        let pic_cols = self.opts.cols.saturating_sub(2).max(8);
-        match shown {
-            Some(i) => {
-                let it = &self.items[i];
-                s += &format!(
-                    "\x1b[1mmeter classify\x1b[0m  {}  {}  ({} of {}){nl}",
-                    it.meter,
-                    it.origin.describe(),
-                    i + 1,
-                    n
-                );
-                let strip = render::digit_strip(&it.context, it.position, pic_cols, pic_rows);
-                for line in render::half_blocks(&strip) {
-                    s += " ";
-                    s += &line;
-                    s += nl;
-                }
-                s += &match &it.guess {
-                    Some(g) => {
-                        let also: Vec<String> = g
-                            .top
-                            .iter()
-                            .skip(1)
-                            .take(3)
-                            .map(|(t, p)| format!("{t} {:.0}%", 100.0 * p))
-                            .collect();
-                        format!(
-                            "guess \x1b[1m{}\x1b[0m  confidence {:.0}%   also: {}{nl}",
-                            g.tenths,
-                            100.0 * g.confidence,
-                            also.join(", ")
-                        )
-                    }
-                    None => format!("guess -{nl}"),
-                };
-            }
-            None => {
-                s += &format!("\x1b[1mmeter classify\x1b[0m  all {n} images answered{nl}");
-            }
-        }
         let typed = match (self.typing_tenth, self.pending) {
-            (true, Some(p)) => format!("{}._  (type the tenth)", p.label.floor_digit()),
-            _ => String::new(),
+            (true, Some(p)) => Some(p.label.floor_digit()),
+            _ => None,
         };
-        s += &format!("answer> {typed}{nl}");
-        if let Some(p) = self.pending.filter(|_| !self.typing_tenth) {
-            s += &format!(
-                "last: {} -> {}{}{nl}",
-                self.items[p.idx].origin.describe(),
-                p.label,
-                if p.amendable {
-                    "  (`.` and a tenth make it rolling)"
-                } else {
-                    ""
-                }
-            );
-        } else if let Some(d) = self.done.last().filter(|_| !self.typing_tenth) {
-            let what = match &d.action {
-                Action::Filed { label, .. } => format!("filed as {label}"),
-                Action::Skipped => "skipped".into(),
-            };
-            s += &format!("last: {} {what}{nl}", self.items[d.idx].origin.describe());
+        let last = if self.typing_tenth {
+            None
+        } else if let Some(p) = self.pending {
+            Some(Last {
+                item: &self.items[p.idx],
+                outcome: LastOutcome::InHand {
+                    label: p.label,
+                    amendable: p.amendable,
+                },
+            })
         } else {
-            s += nl;
-        }
+            self.done.last().map(|d| Last {
+                item: &self.items[d.idx],
+                outcome: match &d.action {
+                    Action::Filed { label, .. } => LastOutcome::Filed(*label),
+                    Action::Skipped => LastOutcome::Skipped,
+                },
+            })
+        };
         let answered = self.answered();
-        let secs = self.started.elapsed().as_secs_f64();
-        let speed = if answered > 0 {
-            let per = secs / answered as f64;
-            let left = n.saturating_sub(self.cur) as f64 * per;
-            format!(
-                " · {per:.1} s/image · ~{:.0} min left",
-                (left / 60.0).ceil()
-            )
-        } else {
-            String::new()
-        };
-        s += &format!(
-            "progress {}/{n} · filed {} · skipped {}{}{speed}{nl}",
-            self.cur.min(n),
-            self.summary.filed + usize::from(self.pending.is_some()),
-            self.summary.skipped,
-            if self.summary.earlier > 0 {
-                format!(" · {} done earlier", self.summary.earlier)
-            } else {
-                String::new()
-            },
-        );
-        s += &format!("keys: 0-9 digit · 3 . 7 rolling 3.7 · Enter accept guess · s skip · u undo · q quit{nl}");
-        if !self.message.is_empty() {
-            s += &format!("\x1b[33m{}\x1b[0m{nl}", self.message);
+        let elapsed = self.started.elapsed();
+        let per_image = (answered > 0).then(|| elapsed / answered as u32);
+        View {
+            shown: shown.map(|i| (i, &self.items[i])),
+            total: n,
+            typed_digit: typed,
+            last,
+            message: &self.message,
+            position: self.cur.min(n),
+            filed: self.summary.filed + usize::from(self.pending.is_some()),
+            skipped: self.summary.skipped,
+            earlier: self.summary.earlier,
+            per_image,
+            left: per_image.map(|p| p * n.saturating_sub(self.cur) as u32),
         }
-        self.out.write_all(s.as_bytes())?;
-        self.out.flush()?;
-        Ok(())
     }
+}
+
+/// What a session shows: the image asked about, the answer being typed, the
+/// last answer, and the progress.
+#[derive(Debug)]
+pub struct View<'a> {
+    /// The image asked about and its index, `None` when all are answered.
+    pub shown: Option<(usize, &'a Item)>,
+    /// Images in the session.
+    pub total: usize,
+    /// The whole digit of a rolling answer being typed (`3._`).
+    pub typed_digit: Option<u8>,
+    /// The last answer.
+    pub last: Option<Last<'a>>,
+    /// A hint or confirmation for the user (may be empty).
+    pub message: &'a str,
+    /// Images answered or passed so far.
+    pub position: usize,
+    /// Images filed (the answer in hand included).
+    pub filed: usize,
+    /// Images skipped.
+    pub skipped: usize,
+    /// Images answered in earlier sessions.
+    pub earlier: usize,
+    /// Time per answer so far.
+    pub per_image: Option<Duration>,
+    /// Estimated time left.
+    pub left: Option<Duration>,
+}
+
+/// The last answer and what became of it.
+#[derive(Debug)]
+pub struct Last<'a> {
+    /// The image answered.
+    pub item: &'a Item,
+    /// What happened.
+    pub outcome: LastOutcome,
+}
+
+/// What became of the last answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastOutcome {
+    /// A digit answer kept in hand (`.` may still make it rolling).
+    InHand {
+        /// The label.
+        label: Tenths,
+        /// Whether `.` and a tenth may follow.
+        amendable: bool,
+    },
+    /// Filed as this label.
+    Filed(Tenths),
+    /// Skipped.
+    Skipped,
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use image::RgbImage;
 use meter_model::{fit_to_input, DigitModel};
-use meter_vision::{FolderOrder, FolderSource, FrameSource, Pipeline};
+use meter_vision::{FolderOrder, FolderSource, FrameSource};
 
-use super::{image_hash, Item, Origin};
+use super::{Item, Origin};
 use crate::config::MeterConfig;
+use crate::files::image_hash;
 
 /// Cuts every JPEG frame of `dir` (in name order) into digits with the
 /// meter's geometry at the model's input size. Frames that cannot be read
@@ -22,15 +23,7 @@ pub fn from_frames(
     size: (u32, u32),
     warn: &mut dyn FnMut(String),
 ) -> anyhow::Result<Vec<Item>> {
-    let ctx = || format!("meter {}", meter.name);
-    let aligner = meter.geometry.aligner(Path::new("/")).with_context(ctx)?;
-    let regions = meter.geometry.regions().with_context(ctx)?;
-    let pipeline = Pipeline::builder()
-        .aligner(aligner)
-        .regions(regions)
-        .digit_size(size.0, size.1)
-        .build()
-        .with_context(ctx)?;
+    let pipeline = crate::reader::pipeline(meter, size)?;
     let mut source = FolderSource::new(dir, FolderOrder::Name, None)
         .with_context(|| format!("frames folder {}", dir.display()))?;
     let mut items = Vec::new();

@@ -123,15 +123,13 @@ impl Registry {
         }
     }
 
-    /// Writes `<dir>/registry.json` (whole, then renamed into place).
+    /// Writes `<dir>/registry.json` atomically.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(REGISTRY_FILE);
-        let tmp = dir.join(format!(".{REGISTRY_FILE}.tmp"));
         let text = serde_json::to_string_pretty(self).expect("registry serialises");
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        crate::files::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     /// The current version number (0: the base model).
@@ -187,7 +185,24 @@ pub fn load_current_model(cfg: &ResolvedConfig) -> anyhow::Result<DigitModel> {
     match current_model_path(cfg)? {
         Some(p) => DigitModel::load(&p)
             .with_context(|| format!("model version {} (model registry)", p.display())),
-        None => crate::reader::load_model(cfg),
+        None => load_base_model(cfg),
+    }
+}
+
+/// The base model (version 0): `[model] path`, or the shipped model.
+pub fn load_base_model(cfg: &ResolvedConfig) -> anyhow::Result<DigitModel> {
+    match &cfg.model_path {
+        Some(p) => {
+            // The model error names the file and its cause already; as a
+            // message, not a chain, so the cause is not printed twice.
+            DigitModel::load(p)
+                .map_err(|e| anyhow::anyhow!("model.path in {}: {e}", cfg.path.display()))
+        }
+        // Parsed here rather than through `DigitModel::shipped()`, which
+        // panics on a bad built-in file: this reports it as an error.
+        None => DigitModel::from_bytes(DigitModel::shipped_bytes(), "the built-in model").context(
+            "the built-in model (models/digits.safetensors) is unusable; set [model] path",
+        ),
     }
 }
 
@@ -224,7 +239,7 @@ pub fn retrain_due(
 /// Counts the image files in the label folders of `dataset_dir` (0 when it
 /// does not exist yet).
 pub fn count_dataset_images(dataset_dir: &Path) -> anyhow::Result<usize> {
-    Ok(crate::label::label_files(dataset_dir)?.len())
+    Ok(crate::files::label_files(dataset_dir)?.len())
 }
 
 #[cfg(test)]

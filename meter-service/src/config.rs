@@ -21,6 +21,23 @@ use meter_core::{Counter, Rules};
 use meter_vision::{CounterWindow, MarkSpec, MeterGeometry};
 use serde::Deserialize;
 
+/// Every default of the configuration that is not a library's own (those
+/// are [`Rules::default`], [`MeterGeometry`]'s and the sinks').
+pub mod defaults {
+    use std::time::Duration;
+
+    /// Time between readings.
+    pub const INTERVAL: Duration = Duration::from_secs(60);
+    /// Most images per label folder filed by self-training.
+    pub const DATASET_CAP: usize = 2000;
+    /// `[retrain] after_new_images`.
+    pub const AFTER_NEW_IMAGES: usize = 200;
+    /// `[retrain] min_interval`.
+    pub const RETRAIN_MIN_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+    /// `[retrain] check_every`.
+    pub const RETRAIN_CHECK_EVERY: Duration = Duration::from_secs(600);
+}
+
 /// Top-level keys (and the `model` table) that `METER_*` may override.
 const ENV_KEYS: &[&str] = &[
     "state_dir",
@@ -161,14 +178,39 @@ pub struct RawCounterWindow {
     pub count: u32,
 }
 
-/// An interval as seconds or as text.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// An interval as written: seconds, or text such as `"30s"`, `"5m"`,
+/// `"1h 30m"`, `"500ms"` (humantime's syntax).
+#[derive(Debug, Clone, PartialEq)]
 pub enum RawInterval {
     /// Seconds.
     Seconds(f64),
-    /// `"30s"`, `"5m"`, `"1h"`, `"500ms"`.
+    /// Text.
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawInterval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawInterval;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of seconds or a duration such as \"30s\", \"5m\", \"1h\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<RawInterval, E> {
+                Ok(RawInterval::Seconds(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawInterval, E> {
+                Ok(RawInterval::Seconds(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawInterval, E> {
+                Ok(RawInterval::Seconds(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawInterval, E> {
+                Ok(RawInterval::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// `[[sink]]`, by `type`.
@@ -424,7 +466,10 @@ fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
         }
     };
     let dir = |p: &Option<PathBuf>, default: &str| abs(p.as_deref().unwrap_or(Path::new(default)));
-    let min_confidence = raw.model.min_confidence.unwrap_or(0.95);
+    let min_confidence = raw
+        .model
+        .min_confidence
+        .unwrap_or(Rules::default().min_confidence);
     if !(0.0..=1.0).contains(&min_confidence) {
         bail!("model.min_confidence: {min_confidence} is outside 0..=1");
     }
@@ -434,7 +479,7 @@ fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
         .as_deref()
         .map(abs)
         .unwrap_or_else(|| state_dir.join("spool"));
-    let dataset_cap = raw.dataset_cap.unwrap_or(2000);
+    let dataset_cap = raw.dataset_cap.unwrap_or(defaults::DATASET_CAP);
     if raw.meter.is_empty() {
         bail!("meter: no [[meter]] table; add one (see `meter prepare`)");
     }
@@ -457,16 +502,16 @@ fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
     let retrain = match &raw.retrain {
         None => None,
         Some(r) => {
-            let after_new_images = r.after_new_images.unwrap_or(200);
+            let after_new_images = r.after_new_images.unwrap_or(defaults::AFTER_NEW_IMAGES);
             if after_new_images == 0 {
                 bail!("retrain.after_new_images: must be at least 1");
             }
             let min_interval = match &r.min_interval {
-                None => Duration::from_secs(24 * 3600),
+                None => defaults::RETRAIN_MIN_INTERVAL,
                 Some(i) => parse_interval(i).context("retrain.min_interval")?,
             };
             let check_every = match &r.check_every {
-                None => Duration::from_secs(600),
+                None => defaults::RETRAIN_CHECK_EVERY,
                 Some(i) => parse_interval(i).context("retrain.check_every")?,
             };
             Some(RetrainSchedule {
@@ -493,18 +538,23 @@ fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
     })
 }
 
+/// Whether `name` can name a meter: non-empty letters, digits, `-`, `_`
+/// and `.`, not starting with `.` (it names files).
+pub fn valid_meter_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with('.')
+}
+
 fn resolve_meter(
     m: RawMeter,
     abs: &dyn Fn(&Path) -> PathBuf,
     min_confidence: f32,
     key: &dyn Fn(&str) -> String,
 ) -> anyhow::Result<MeterConfig> {
-    let name_ok = !m.name.is_empty()
-        && m.name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !m.name.starts_with('.');
-    if !name_ok {
+    if !valid_meter_name(&m.name) {
         bail!(
             "{}: {:?} must be non-empty letters, digits, '-', '_' or '.' (it names files)",
             key("name"),
@@ -528,7 +578,7 @@ fn resolve_meter(
         }
     };
     let interval = match m.interval {
-        None => Duration::from_secs(60),
+        None => defaults::INTERVAL,
         Some(i) => parse_interval(&i).with_context(|| key("interval"))?,
     };
     let (regions_len, counter_window) = match (&m.counter, m.digits.is_empty()) {
@@ -567,7 +617,7 @@ fn resolve_meter(
             );
         }
     }
-    let accept_after = m.accept_after.unwrap_or(5);
+    let accept_after = m.accept_after.unwrap_or(Rules::default().accept_after);
     if accept_after < 2 {
         bail!(
             "{}: {accept_after} would accept any reading; use 2 or more",
@@ -593,9 +643,15 @@ fn resolve_meter(
         marks,
         digits: m.digits,
         counter: counter_window,
-        search_radius: m.search_radius.unwrap_or(20),
-        max_rotation: m.max_rotation.unwrap_or(5.0),
-        min_mark_score: m.min_mark_score.unwrap_or(0.5),
+        search_radius: m
+            .search_radius
+            .unwrap_or(MeterGeometry::DEFAULT_SEARCH_RADIUS),
+        max_rotation: m
+            .max_rotation
+            .unwrap_or(MeterGeometry::DEFAULT_MAX_ROTATION),
+        min_mark_score: m
+            .min_mark_score
+            .unwrap_or(MeterGeometry::DEFAULT_MIN_MARK_SCORE),
     };
     Ok(MeterConfig {
         name: m.name,
@@ -666,31 +722,39 @@ fn resolve_sink(
     })
 }
 
-/// Parses `"30s"`, `"5m"`, `"1h"`, `"500ms"` or a number of seconds.
+/// The shortest interval accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// The longest interval (and `--duration`) accepted: a year. Longer ones
+/// are typing mistakes, and would overflow the clock arithmetic.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses a number of seconds or a duration text (`"30s"`, `"5m"`,
+/// `"1h 30m"`, `"500ms"`; a bare number in text is seconds), within
+/// [`MIN_INTERVAL`] ..= [`MAX_INTERVAL`].
 pub fn parse_interval(i: &RawInterval) -> anyhow::Result<Duration> {
     let secs = match i {
         RawInterval::Seconds(s) => *s,
         RawInterval::Text(t) => {
             let t = t.trim();
-            let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-                (n, 0.001)
-            } else if let Some(n) = t.strip_suffix('s') {
-                (n, 1.0)
-            } else if let Some(n) = t.strip_suffix('m') {
-                (n, 60.0)
-            } else if let Some(n) = t.strip_suffix('h') {
-                (n, 3600.0)
-            } else {
-                (t, 1.0)
-            };
-            let n: f64 = num.trim().parse().map_err(|_| {
-                anyhow::anyhow!("{t:?} is not a duration like \"30s\", \"5m\", \"1h\"")
-            })?;
-            n * mult
+            match t.parse::<f64>() {
+                Ok(s) => s,
+                Err(_) => humantime::parse_duration(t)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "{t:?} is not a duration like \"30s\", \"5m\", \"1h\" ({e})"
+                        )
+                    })?
+                    .as_secs_f64(),
+            }
         }
     };
-    if !(secs.is_finite() && secs >= 0.01) {
-        bail!("{secs} s is not a usable interval (at least 0.01 s)");
+    let (lo, hi) = (MIN_INTERVAL.as_secs_f64(), MAX_INTERVAL.as_secs_f64());
+    if !(secs.is_finite() && (lo..=hi).contains(&secs)) {
+        bail!(
+            "{secs} s is outside {} ..= {}",
+            humantime::format_duration(MIN_INTERVAL),
+            humantime::format_duration(MAX_INTERVAL)
+        );
     }
     Ok(Duration::from_secs_f64(secs))
 }

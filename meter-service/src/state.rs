@@ -1,12 +1,13 @@
 //! Each meter's plausibility state, persisted as `<state_dir>/<meter>.json`
-//! and replaced atomically (written to a temporary file, synced, renamed), so
+//! and replaced atomically ([`write_atomic`](crate::files::write_atomic)), so
 //! a crash mid-write leaves the previous state intact.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use meter_core::{Counter, State};
+
+use crate::config::MeterConfig;
 
 /// The state file of meter `name`.
 pub fn path(state_dir: &Path, name: &str) -> PathBuf {
@@ -43,15 +44,43 @@ pub fn save(state_dir: &Path, name: &str, state: &State) -> anyhow::Result<()> {
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("state dir {}", state_dir.display()))?;
     let p = path(state_dir, name);
-    let tmp = state_dir.join(format!(".{name}.json.tmp"));
     let json = serde_json::to_vec_pretty(state).expect("state serialises");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &p)
+    crate::files::write_atomic(&p, &json).with_context(|| format!("state {}", p.display()))
+}
+
+/// A stored value corrected by hand (`meter set-value`, the web page, the
+/// Telegram bot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetValue {
+    /// The new value as the counter shows it.
+    pub value: String,
+    /// The value it replaced, when there was a readable one.
+    pub previous: Option<String>,
+}
+
+/// Makes `text` (the value as the counter shows it, `12345.6`) meter
+/// `meter`'s stored value, with the current time: the reference for the
+/// next reading's plausibility check. An unreadable old state (or one of
+/// another counter shape) is exactly when a hand correction is needed, so
+/// it is replaced with a warning.
+pub fn set_value(state_dir: &Path, meter: &MeterConfig, text: &str) -> anyhow::Result<SetValue> {
+    let counter = meter.counter;
+    let ticks = counter
+        .parse(text)
+        .with_context(|| format!("meter {}", meter.name))?;
+    let previous = match load(state_dir, &meter.name, counter) {
+        Ok(s) => s.stored.map(|t| counter.format_units(t.ticks)),
+        Err(e) => {
+            log::warn!("replacing unreadable state: {e:#}");
+            None
+        }
     };
-    write().with_context(|| format!("state {}", p.display()))
+    let new = State::with_value(counter, ticks, time::OffsetDateTime::now_utc());
+    save(state_dir, &meter.name, &new)?;
+    Ok(SetValue {
+        value: counter.format_units(ticks),
+        previous,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,475 @@
+//! Retraining (`meter retrain`, and `meter run` on schedule): fine-tune the current model on the user's dataset and
+//! promote the result only if it is not worse.
+//!
+//! The dataset (`dataset_dir`: labelled and self-filed images) is split by a
+//! hash of each image's pixels: one in five is validation, always the same
+//! images whatever the order or names, so successive retrains are compared
+//! on the same footing and never train on their judge. The candidate and the
+//! current model are both evaluated on it; the candidate becomes the next
+//! numbered version only if it is no worse on exact, within-0.1 and settled
+//! accuracy. Otherwise the numbers are printed and the exit code is 2.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use meter_model::{evaluate, Dataset, DigitModel, TrainConfig, TrainEvent};
+use time::OffsetDateTime;
+
+use crate::config::ResolvedConfig;
+use crate::files::image_hash;
+use crate::registry::{self, Attempt, Registry, Score, Version};
+
+mod blend;
+mod gate;
+
+pub use blend::blend;
+pub use gate::{Paired, ReplayCheck, FORGET_P, UNSEEN_MARGIN};
+
+/// One image in this many is validation.
+const VALIDATION_EVERY: u64 = 5;
+/// Fewest validation images worth a decision.
+const MIN_VALIDATION: usize = 5;
+/// Fewest training images worth a fine-tune.
+const MIN_TRAIN: usize = 16;
+/// Optimiser steps aimed at when --epochs is not given.
+const TARGET_STEPS: usize = 200;
+/// Default share of the user's own images among replay images.
+pub const OWN_SHARE: f32 = 0.5;
+/// Images per optimiser step.
+const BATCH: usize = 32;
+
+/// Whether an image belongs to the fixed validation part.
+pub fn is_validation(img: &image::RgbImage) -> bool {
+    image_hash(img).is_multiple_of(VALIDATION_EVERY)
+}
+
+/// How to retrain (the command's flags; `Default` for `meter run`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Epochs; `None`: about [`TARGET_STEPS`] optimiser steps.
+    pub epochs: Option<usize>,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Seed.
+    pub seed: u64,
+    /// A model to judge instead of training one.
+    pub candidate: Option<PathBuf>,
+    /// General images mixed into training.
+    pub replay: Option<PathBuf>,
+    /// How many of them.
+    pub replay_count: usize,
+    /// A fixed blend weight instead of choosing one.
+    pub blend: Option<f32>,
+    /// Where to write the candidate as well, promoted or not.
+    pub keep_candidate: Option<PathBuf>,
+    /// Share of the dataset's own images when replay images are mixed in.
+    pub own_share: f32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            epochs: None,
+            lr: 2e-4,
+            seed: 1,
+            candidate: None,
+            replay: None,
+            replay_count: 8000,
+            blend: None,
+            keep_candidate: None,
+            own_share: OWN_SHARE,
+        }
+    }
+}
+
+/// Per image: (exact, within 0.1) right.
+fn outcomes(model: &DigitModel, data: &Dataset) -> anyhow::Result<Vec<(bool, bool)>> {
+    let mut out = Vec::with_capacity(data.len());
+    for chunk in data.samples.chunks(meter_model::EVAL_BATCH) {
+        let images: Vec<_> = chunk.iter().map(|s| s.image.clone()).collect();
+        for (s, p) in chunk.iter().zip(model.predict_batch(&images)?) {
+            out.push((
+                p.tenths == s.label,
+                p.tenths.circular_distance(s.label) <= 1,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The forgetting check's images with the current model's results on them.
+struct ForgetCheck {
+    data: Dataset,
+    unseen: bool,
+    current: Vec<(bool, bool)>,
+    score: Score,
+}
+
+impl ForgetCheck {
+    fn new(current: &DigitModel, data: Dataset, unseen: bool) -> anyhow::Result<Self> {
+        Ok(Self {
+            current: outcomes(current, &data)?,
+            score: Score::from(&evaluate(current, &data)?),
+            data,
+            unseen,
+        })
+    }
+}
+
+/// Compares `candidate` with the current model on the check's images.
+fn replay_check(candidate: &DigitModel, check: &ForgetCheck) -> anyhow::Result<ReplayCheck> {
+    let cand = outcomes(candidate, &check.data)?;
+    let mut exact = Paired::default();
+    let mut within = Paired::default();
+    for (&(ce, cw), &(ne, nw)) in check.current.iter().zip(&cand) {
+        for (before, after, p) in [(ce, ne, &mut exact), (cw, nw, &mut within)] {
+            p.lost += usize::from(before && !after);
+            p.gained += usize::from(!before && after);
+        }
+    }
+    Ok(ReplayCheck {
+        unseen: check.unseen,
+        current: check.score,
+        candidate: Score::from(&evaluate(candidate, &check.data)?),
+        exact,
+        within,
+    })
+}
+
+/// What a retrain decided.
+#[derive(Debug, Clone)]
+pub enum RetrainOutcome {
+    /// The schedule says not yet (why).
+    NotDue(String),
+    /// The candidate became version `version`.
+    Promoted {
+        /// Its number.
+        version: u32,
+        /// Its file.
+        path: PathBuf,
+        /// The version it replaced.
+        parent: u32,
+        /// The replaced version's score on the validation images.
+        current: Score,
+        /// The candidate's score.
+        candidate: Score,
+        /// Both models on held-back replay images, with --replay.
+        general: Option<ReplayCheck>,
+    },
+    /// The candidate was worse: nothing changed.
+    Refused {
+        /// The version kept.
+        parent: u32,
+        /// Its score on the validation images.
+        current: Score,
+        /// The candidate's score.
+        candidate: Score,
+        /// Both models on held-back replay images, with --replay.
+        general: Option<ReplayCheck>,
+    },
+}
+
+/// Fine-tunes the current model on `cfg`'s dataset (or judges
+/// `settings.candidate`), compares it with the current model on the fixed
+/// validation part and promotes it when not worse. With `if_due`, does
+/// nothing unless the `[retrain]` schedule says enough new images arrived
+/// (`meter run` calls it so).
+pub fn retrain(
+    cfg: &ResolvedConfig,
+    settings: &Settings,
+    if_due: bool,
+) -> anyhow::Result<RetrainOutcome> {
+    let mut reg = Registry::load(&cfg.models_dir)?;
+    let dataset_images = registry::count_dataset_images(&cfg.dataset_dir)?;
+    let now = OffsetDateTime::now_utc();
+    if if_due {
+        let schedule = cfg.retrain.as_ref().with_context(|| {
+            format!(
+                "retraining on schedule: config {} has no [retrain] table",
+                cfg.path.display()
+            )
+        })?;
+        match registry::retrain_due(schedule, reg.last_attempt.as_ref(), dataset_images, now) {
+            Some(why) => log::info!("retraining: {why}"),
+            None => {
+                return Ok(RetrainOutcome::NotDue(format!(
+                    "{dataset_images} images; threshold {} new, at most every {:?}",
+                    schedule.after_new_images, schedule.min_interval
+                )))
+            }
+        }
+    }
+    let parent = reg.current_version();
+    let current = registry::load_current_model(cfg)?;
+    let data = Dataset::load(&cfg.dataset_dir, current.input_size())
+        .with_context(|| format!("dataset_dir {}", cfg.dataset_dir.display()))?;
+    for p in &data.problems {
+        log::warn!("skipped: {p}");
+    }
+    let (val, train): (Vec<_>, Vec<_>) = data
+        .samples
+        .into_iter()
+        .partition(|s| is_validation(&s.image));
+    let (val, mut train) = (
+        Dataset {
+            samples: val,
+            problems: Vec::new(),
+        },
+        Dataset {
+            samples: train,
+            problems: Vec::new(),
+        },
+    );
+    anyhow::ensure!(
+        val.len() >= MIN_VALIDATION && train.len() >= MIN_TRAIN,
+        "dataset_dir {}: {} images ({} training, {} validation) are too few; \
+         need at least {MIN_TRAIN} and {MIN_VALIDATION}: label more with `meter classify`",
+        cfg.dataset_dir.display(),
+        train.len() + val.len(),
+        train.len(),
+        val.len()
+    );
+    log::info!(
+        "dataset {}: {} training, {} validation images; current model: {}",
+        cfg.dataset_dir.display(),
+        train.len(),
+        val.len(),
+        version_name(parent)
+    );
+    let user_images = train.len();
+    // The forgetting check: the replay images of meters the current model
+    // never trained on, else a fifth of the replay images (by hash).
+    let mut check = None;
+    let own_sources = train.sources();
+    let unseen_sources: Vec<String> = current
+        .metadata()
+        .training
+        .as_ref()
+        .map(|t| t.holdout_sources.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| !own_sources.contains(s.as_str()))
+        .collect();
+    if let Some(dir) = &settings.replay {
+        let mut extra = Dataset::load(dir, current.input_size())
+            .with_context(|| format!("replay data {}", dir.display()))?;
+        let (unseen, seen): (Vec<_>, Vec<_>) = extra
+            .samples
+            .into_iter()
+            .partition(|s| unseen_sources.contains(&s.source));
+        extra.samples = seen;
+        extra.subsample(settings.replay_count, settings.seed);
+        let (held, unseen) = if unseen.is_empty() {
+            let (held, kept): (Vec<_>, Vec<_>) = extra
+                .samples
+                .into_iter()
+                .partition(|s| is_validation(&s.image));
+            extra.samples = kept;
+            (held, false)
+        } else {
+            (unseen, true)
+        };
+        if !held.is_empty() {
+            let data = Dataset {
+                samples: held,
+                problems: Vec::new(),
+            };
+            log::info!(
+                "forgetting check: {} images of {} meter(s) {}",
+                data.len(),
+                data.sources().len(),
+                if unseen {
+                    "the current model never trained on"
+                } else {
+                    "held back from fine-tuning"
+                }
+            );
+            check = Some(ForgetCheck::new(&current, data, unseen)?);
+        }
+        // The user's images are repeated (augmentation makes each pass
+        // differ) until they are `own_share` of what is seen.
+        let share = f64::from(settings.own_share);
+        let repeats = ((share / (1.0 - share)) * extra.len() as f64 / user_images as f64)
+            .round()
+            .max(1.0) as usize;
+        log::info!(
+            "mixing in {} images from {} (the {user_images} of the dataset {repeats} times each)",
+            extra.len(),
+            dir.display()
+        );
+        let own = train.samples.clone();
+        for _ in 1..repeats {
+            train.samples.extend(own.iter().cloned());
+        }
+        train.samples.extend(extra.samples);
+    }
+    let cur_score = Score::from(&evaluate(&current, &val)?);
+    let (candidate, train_seconds) = match &settings.candidate {
+        Some(p) => (
+            DigitModel::load(p).with_context(|| format!("candidate {}", p.display()))?,
+            0.0,
+        ),
+        None => {
+            let (tuned, secs) = fine_tune(&current, parent, &train, &unseen_sources, settings)?;
+            let best = pick_blend(&current, tuned, &val, check.as_ref(), settings.blend)?;
+            (best, secs)
+        }
+    };
+    if let Some(p) = &settings.keep_candidate {
+        candidate.save(p)?;
+    }
+    let cand_score = Score::from(&evaluate(&candidate, &val)?);
+    let general = check
+        .as_ref()
+        .map(|c| replay_check(&candidate, c))
+        .transpose()?;
+    let promote =
+        cand_score.not_worse_than(&cur_score) && general.as_ref().is_none_or(|g| !g.forgets());
+    reg.last_attempt = Some(Attempt {
+        time: now,
+        dataset_images,
+        promoted: promote,
+    });
+    if !promote {
+        reg.save(&cfg.models_dir)?;
+        return Ok(RetrainOutcome::Refused {
+            parent,
+            current: cur_score,
+            candidate: cand_score,
+            general,
+        });
+    }
+    let n = reg.next_version();
+    let file = registry::version_file(n);
+    std::fs::create_dir_all(&cfg.models_dir)
+        .with_context(|| format!("creating {}", cfg.models_dir.display()))?;
+    let path = cfg.models_dir.join(&file);
+    // Written whole, then renamed into place by the model crate.
+    candidate.save(&path)?;
+    reg.versions.push(Version {
+        version: n,
+        file,
+        created: now,
+        parent,
+        train_images: user_images,
+        score: cand_score,
+        parent_score: cur_score,
+        train_seconds,
+    });
+    reg.current = Some(n);
+    reg.save(&cfg.models_dir)?;
+    Ok(RetrainOutcome::Promoted {
+        version: n,
+        path,
+        parent,
+        current: cur_score,
+        candidate: cand_score,
+        general,
+    })
+}
+
+/// Blend weights tried between the fine-tuned model (1.0) and the current one.
+const BLENDS: [f32; 4] = [1.0, 0.75, 0.5, 0.25];
+
+/// The blend of `current` and `tuned` that reads the user's validation
+/// images best among those that forget nothing on the replay check (when
+/// there is one); ties go to the blend closer to `current`.
+fn pick_blend(
+    current: &DigitModel,
+    tuned: DigitModel,
+    val: &Dataset,
+    check: Option<&ForgetCheck>,
+    fixed: Option<f32>,
+) -> anyhow::Result<DigitModel> {
+    let mut best: Option<(f32, (f64, f64), bool, DigitModel)> = None;
+    let fixed = fixed.map(|a| [a]);
+    for &alpha in fixed.as_ref().map_or(&BLENDS[..], |f| &f[..]) {
+        let m = if alpha == 1.0 {
+            tuned.clone()
+        } else {
+            blend(current, &tuned, alpha)?
+        };
+        let u = Score::from(&evaluate(&m, val)?);
+        let keeps = match check {
+            Some(c) => !replay_check(&m, c)?.forgets(),
+            None => true,
+        };
+        log::info!(
+            "blend {alpha:.2}: {}{}",
+            u.describe(),
+            if keeps {
+                ""
+            } else {
+                " (forgets on the replay check)"
+            }
+        );
+        let key = (u.exact, u.within_0_1);
+        let better = match &best {
+            None => true,
+            Some((_, k, kept, _)) => (keeps, key) >= (*kept, *k),
+        };
+        if better {
+            best = Some((alpha, key, keeps, m));
+        }
+    }
+    let (alpha, _, _, m) = best.expect("at least one blend");
+    log::info!("chose blend {alpha:.2}");
+    Ok(m)
+}
+
+/// `v0 (base model)`, `v3`.
+pub fn version_name(v: u32) -> String {
+    if v == 0 {
+        "v0 (base model)".into()
+    } else {
+        format!("v{v}")
+    }
+}
+
+fn fine_tune(
+    current: &DigitModel,
+    parent: u32,
+    train: &Dataset,
+    unseen_sources: &[String],
+    args: &Settings,
+) -> anyhow::Result<(DigitModel, f64)> {
+    let batch = BATCH.min(train.len());
+    let batches = (train.len() / batch).max(1);
+    let epochs = args
+        .epochs
+        .unwrap_or_else(|| TARGET_STEPS.div_ceil(batches).clamp(1, 60));
+    let cfg = TrainConfig::builder()
+        .init(current.clone(), version_name(parent))
+        .epochs(epochs)
+        .patience(epochs)
+        .seed(args.seed)
+        .batch_size(batch)
+        .learning_rate(args.lr)
+        .validation_fraction(0.0)
+        // None of their images is trained on (they are the forgetting
+        // check); recorded so that the next retrain checks on them too.
+        .holdout_sources(unseen_sources.to_vec())
+        // With `scripts/adapt.sh` (emeter1) the candidate loses 11 and gains 9
+        // of the other meters' images and is promoted; re-estimating the
+        // statistics instead, it loses 36, gains 27 and is refused.
+        .freeze_batch_norm(true)
+        .build()?;
+    let started = Instant::now();
+    let outcome = meter_model::train(train, &cfg, &mut |ev| {
+        if let TrainEvent::Epoch(s) = ev {
+            log::info!(
+                "epoch {:>2}/{epochs}: loss {:.4} ({:.1}s)",
+                s.epoch,
+                s.train_loss,
+                s.seconds
+            );
+        }
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    log::info!(
+        "trained {epochs} epochs on {} images in {secs:.0} s",
+        train.len()
+    );
+    Ok((outcome.model, secs))
+}

@@ -1,0 +1,694 @@
+//! The run loop behind `meter run`: every meter read on its own interval by
+//! a bounded pool of workers, until stopped.
+//!
+//! - **Scheduling**: one scheduler thread keeps each meter's next due time
+//!   and hands due meters to the workers; a meter is read by one worker at a
+//!   time, at a fixed rate (a reading that overran its interval is not made
+//!   up for). A slow or dead camera holds one worker, never the others.
+//! - **Stopping**: [`Stop::set`] (a signal, `--duration`) ends scheduling;
+//!   each worker finishes the reading in hand; the sinks flush.
+//! - **Model hot swap**: a promoted retrain replaces the [`SharedModel`];
+//!   each meter reads with it from its next frame on.
+//! - **Retraining** (`[retrain] in_run = true`): a background thread asks
+//!   every `check_every` whether a retrain is due and runs it. A stop does
+//!   not wait for a retrain in progress (its files are written whole, so
+//!   nothing is left half written); when the meters stop by themselves
+//!   (`count`, no more frames) the run waits for it to decide.
+//! - **Panics**: a reading that panics (a bug) is reported with its meter's
+//!   name and stops the service, which returns an error: better a service
+//!   manager's restart than a meter silently dead.
+//! - **Sharding**: [`Shard`] splits a config's meters among processes by a
+//!   hash of their names.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use meter_model::DigitModel;
+use meter_vision::FrameSource;
+
+use crate::config::{MeterConfig, ResolvedConfig};
+use crate::events::{Bus, ErrorKind, Event, RetrainEvent, Subscriber};
+use crate::reader::{capture_time, Filers, MeterReader};
+use crate::registry::load_current_model;
+use crate::report::Status;
+use crate::retrain::{retrain, Settings};
+use crate::store::Store;
+
+/// A stop flag threads can sleep on.
+#[derive(Debug, Default)]
+pub struct Stop {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Stop {
+    /// Asks every thread to stop.
+    pub fn set(&self) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sleeps until `deadline` or a stop; returns whether stopped.
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if *stopped {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            stopped = self
+                .cv
+                .wait_timeout(stopped, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Sleeps for `d` or until a stop; returns whether stopped.
+    pub fn wait(&self, d: Duration) -> bool {
+        match Instant::now().checked_add(d) {
+            Some(deadline) => self.wait_until(deadline),
+            None => {
+                let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
+                while !*stopped {
+                    stopped = self.cv.wait(stopped).unwrap_or_else(|e| e.into_inner());
+                }
+                true
+            }
+        }
+    }
+}
+
+/// The model the meters read with. A promoted retrain replaces it; each
+/// meter notices the new generation before its next frame.
+#[derive(Debug)]
+pub struct SharedModel {
+    generation: AtomicU64,
+    model: RwLock<DigitModel>,
+}
+
+impl SharedModel {
+    /// Starts at generation 0 with `model`.
+    pub fn new(model: DigitModel) -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            model: RwLock::new(model),
+        }
+    }
+
+    /// Bumped by every [`SharedModel::replace`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current model and its generation.
+    pub fn get(&self) -> (u64, DigitModel) {
+        let model = self.model.read().unwrap_or_else(|e| e.into_inner());
+        (self.generation(), model.clone())
+    }
+
+    /// Makes `model` current; returns its generation.
+    pub fn replace(&self, model: DigitModel) -> u64 {
+        let mut slot = self.model.write().unwrap_or_else(|e| e.into_inner());
+        *slot = model;
+        // Bumped under the write lock: whoever sees the new generation and
+        // then reads the model gets the new one.
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Gives `reader` the current model when it changed since generation
+    /// `seen`; returns the generation the reader now has.
+    pub fn refresh(&self, reader: &mut MeterReader, seen: u64) -> u64 {
+        if self.generation() == seen {
+            return seen;
+        }
+        let (generation, model) = self.get();
+        let name = reader.meter().name.clone();
+        match reader.set_model(model) {
+            Ok(()) => log::info!("meter {name}: reading with model generation {generation}"),
+            Err(e) => log::error!("{e:#}; keeping the previous model"),
+        }
+        generation
+    }
+}
+
+/// Which part of a config's meters this process reads: `index` of `count`
+/// (`meter run --shard 2/4`), by a stable hash of each meter's name, so a
+/// meter keeps its shard when others are added or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: u32,
+    /// Number of shards.
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?}: expected I/N with 1 <= I <= N, e.g. 2/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// Whether meter `name` belongs to this shard.
+    pub fn has(&self, name: &str) -> bool {
+        // FNV-1a: stable across builds and platforms, unlike std's hasher.
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        h % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this many readings of each meter.
+    pub count: Option<u64>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Read only this shard's meters.
+    pub shard: Option<Shard>,
+    /// Worker threads; default: one per meter up to [`DEFAULT_WORKERS`].
+    pub workers: Option<usize>,
+}
+
+/// The most worker threads used by default. Readings wait on cameras more
+/// than on the CPU, so more workers than cores pay; each costs a stack and
+/// an allocator heap, so not one per meter of a thousand.
+pub const DEFAULT_WORKERS: usize = 16;
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Readings attempted (errors included).
+    pub readings: u64,
+    /// Stored.
+    pub stored: u64,
+    /// Unsure.
+    pub unsure: u64,
+    /// Rejected.
+    pub rejected: u64,
+    /// Failed (camera, frame, sink, state).
+    pub errors: u64,
+    /// Whether every sink flushed at the end.
+    pub flushed: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    readings: AtomicU64,
+    stored: AtomicU64,
+    unsure: AtomicU64,
+    rejected: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// One meter as the workers see it.
+struct Slot {
+    reader: MeterReader,
+    source: Box<dyn FrameSource + Send>,
+    generation: u64,
+}
+
+/// Why a meter's turn ended.
+enum Turn {
+    /// Read (or failed); schedule it again.
+    Again,
+    /// Its source has no more frames.
+    Exhausted,
+    /// The reading panicked.
+    Panicked,
+}
+
+/// The service: the meters of a config, their sinks and the event stream.
+pub struct Service {
+    cfg: ResolvedConfig,
+    opts: RunOptions,
+    store: Arc<Store>,
+    model: Arc<SharedModel>,
+    slots: Vec<(String, std::time::Duration, Mutex<Slot>)>,
+    stop: Arc<Stop>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("config", &self.cfg.path)
+            .field("meters", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Loads the model, opens every meter's source and every sink: all
+    /// that can fail on a bad config fails here, before any thread starts.
+    pub fn new(cfg: ResolvedConfig, opts: RunOptions) -> anyhow::Result<Self> {
+        let model = load_current_model(&cfg)?;
+        let filers = Filers::new(&cfg);
+        let meters: Vec<&MeterConfig> = cfg
+            .meters
+            .iter()
+            .filter(|m| opts.shard.is_none_or(|s| s.has(&m.name)))
+            .collect();
+        if meters.is_empty() {
+            bail!(
+                "config {}: no meter in shard {}",
+                cfg.path.display(),
+                opts.shard.map(|s| s.to_string()).unwrap_or_default()
+            );
+        }
+        let mut slots = Vec::with_capacity(meters.len());
+        for m in meters {
+            let reader = MeterReader::new(&cfg, m, model.clone(), &filers)?;
+            let source = crate::open::open_source(m, &cfg.rejected_dir)?;
+            slots.push((
+                m.name.clone(),
+                m.interval,
+                Mutex::new(Slot {
+                    reader,
+                    source,
+                    generation: 0,
+                }),
+            ));
+        }
+        let sinks = crate::open::open_sinks(&cfg, opts.shard)?;
+        Ok(Self {
+            store: Arc::new(Store::new(sinks, Arc::new(Bus::new()))),
+            model: Arc::new(SharedModel::new(model)),
+            cfg,
+            opts,
+            slots,
+            stop: Arc::new(Stop::default()),
+        })
+    }
+
+    /// Adds a listener to the event stream.
+    pub fn subscribe(&self, subscriber: Box<dyn Subscriber>) -> anyhow::Result<()> {
+        self.store
+            .bus()
+            .subscribe(subscriber)
+            .context("starting a subscriber thread")
+    }
+
+    /// Reads meter `name`'s frames from `source` instead of its configured
+    /// one (a camera of an embedding program's own).
+    pub fn replace_source(
+        &mut self,
+        name: &str,
+        source: Box<dyn FrameSource + Send>,
+    ) -> anyhow::Result<()> {
+        let (_, _, slot) = self
+            .slots
+            .iter_mut()
+            .find(|(n, _, _)| n == name)
+            .with_context(|| format!("no meter named {name:?} in this service"))?;
+        slot.get_mut().unwrap_or_else(|e| e.into_inner()).source = source;
+        Ok(())
+    }
+
+    /// The flag that stops [`run`](Self::run) (for signal handlers).
+    pub fn stop_handle(&self) -> Arc<Stop> {
+        self.stop.clone()
+    }
+
+    /// The path every reading takes (for callers that read by themselves).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Reads every meter on its interval until stopped, `count` readings
+    /// each, or every source is used up.
+    pub fn run(self) -> anyhow::Result<RunSummary> {
+        let stop = self.stop.clone();
+        // Set by --duration and by the caller's stop: nobody waits for a
+        // retrain then. Meters that end by themselves do.
+        let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let retrain_stop = Arc::new(Stop::default());
+        let counters = Counters::default();
+        let panicked = Mutex::new(None::<String>);
+        std::thread::scope(|scope| -> anyhow::Result<RunSummary> {
+            if let Some(d) = self.opts.duration {
+                let stop = stop.clone();
+                scope.spawn(move || {
+                    // Woken early by the end of the run as well.
+                    stop.wait(d);
+                    stop.set();
+                });
+            }
+            let retrainer = match &self.cfg.retrain {
+                Some(s) if s.in_run => {
+                    let (cfg, model, store) =
+                        (self.cfg.clone(), self.model.clone(), self.store.clone());
+                    let (every, rstop) = (s.check_every, retrain_stop.clone());
+                    Some(
+                        std::thread::Builder::new()
+                            .name("retrain".into())
+                            .spawn(move || retrain_loop(&cfg, every, &model, &store, &rstop))
+                            .context("starting the retrain thread")?,
+                    )
+                }
+                _ => None,
+            };
+            let flusher = {
+                let (store, stop) = (self.store.clone(), stop.clone());
+                scope.spawn(move || {
+                    while !stop.wait(Duration::from_secs(1)) {
+                        store.flush();
+                    }
+                })
+            };
+            let stopped_by_caller = self.schedule(scope, &counters, &panicked);
+            interrupted.store(stopped_by_caller, Ordering::Release);
+            stop.set();
+            let _ = flusher.join();
+            let flushed = self.store.flush();
+            if let Some(h) = retrainer {
+                retrain_stop.set();
+                if interrupted.load(Ordering::Acquire) {
+                    if !h.is_finished() {
+                        log::info!("retrain: abandoned (interrupted)");
+                    }
+                } else if h.join().is_err() {
+                    log::error!("the retrain thread panicked");
+                }
+            }
+            self.store.bus().close();
+            if let Some(name) = panicked.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                bail!("meter {name}: a reading panicked (a bug; please report it); the service stopped");
+            }
+            let c = &counters;
+            Ok(RunSummary {
+                readings: c.readings.load(Ordering::Relaxed),
+                stored: c.stored.load(Ordering::Relaxed),
+                unsure: c.unsure.load(Ordering::Relaxed),
+                rejected: c.rejected.load(Ordering::Relaxed),
+                errors: c.errors.load(Ordering::Relaxed),
+                flushed,
+            })
+        })
+    }
+
+    /// Hands due meters to the workers until every meter is done or a stop;
+    /// returns whether it was stopped (rather than running out of work).
+    fn schedule<'s>(
+        &'s self,
+        scope: &'s std::thread::Scope<'s, '_>,
+        counters: &'s Counters,
+        panicked: &'s Mutex<Option<String>>,
+    ) -> bool {
+        let n = self.slots.len();
+        let workers = self.opts.workers.unwrap_or(DEFAULT_WORKERS).clamp(1, n);
+        let (job_tx, job_rx) = crossbeam_channel::bounded::<usize>(n);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<(usize, Turn)>();
+        for w in 0..workers {
+            let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("worker-{w}"))
+                .spawn_scoped(scope, move || {
+                    for idx in job_rx.iter() {
+                        // Meters queued when a stop came are not read.
+                        let turn = if self.stop.is_set() {
+                            Turn::Again
+                        } else {
+                            self.turn(idx, counters)
+                        };
+                        if matches!(turn, Turn::Panicked) {
+                            panicked
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert_with(|| self.slots[idx].0.clone());
+                        }
+                        if done_tx.send((idx, turn)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                // Fewer workers still read every meter, only slower.
+                log::error!("starting worker {w}: {e}");
+                if w == 0 {
+                    return false;
+                }
+                break;
+            }
+        }
+        drop(done_tx);
+        let mut due: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
+        let mut next_at = vec![Instant::now(); n];
+        let mut taken = vec![0u64; n];
+        let start = Instant::now();
+        for i in 0..n {
+            due.push(Reverse((start, i)));
+        }
+        let (mut busy, mut active) = (0usize, n);
+        let stopped = loop {
+            if self.stop.is_set() {
+                break true;
+            }
+            let now = Instant::now();
+            while let Some(&Reverse((t, i))) = due.peek() {
+                if t > now {
+                    break;
+                }
+                due.pop();
+                let _ = job_tx.send(i);
+                busy += 1;
+            }
+            if active == 0 {
+                break false;
+            }
+            // Wake for the next due meter, a finished turn, or (polled) a stop.
+            let wait = due
+                .peek()
+                .map_or(Duration::from_millis(100), |Reverse((t, _))| {
+                    t.saturating_duration_since(now)
+                })
+                .min(Duration::from_millis(100));
+            if let Ok((i, turn)) = done_rx.recv_timeout(wait) {
+                busy -= 1;
+                taken[i] += 1;
+                let finished = match turn {
+                    Turn::Again => self.opts.count.is_some_and(|c| taken[i] >= c),
+                    Turn::Exhausted => true,
+                    Turn::Panicked => {
+                        self.stop.set();
+                        true
+                    }
+                };
+                if finished {
+                    active -= 1;
+                } else {
+                    // Fixed rate; a reading that overran is not made up for.
+                    let next = next_at[i] + self.slots[i].1;
+                    next_at[i] = next.max(Instant::now());
+                    due.push(Reverse((next_at[i], i)));
+                }
+            }
+        };
+        // Workers finish the readings in hand.
+        drop(job_tx);
+        while busy > 0 && done_rx.recv().is_ok() {
+            busy -= 1;
+        }
+        stopped
+    }
+
+    /// One reading of meter `idx`.
+    fn turn(&self, idx: usize, counters: &Counters) -> Turn {
+        let (name, _, slot) = &self.slots[idx];
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let slot = &mut *slot;
+            slot.generation = self.model.refresh(&mut slot.reader, slot.generation);
+            let frame = match slot.source.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => return None,
+                Err(e) => {
+                    let e = anyhow::Error::new(e).context(format!("meter {name}"));
+                    self.store.bus().error(Some(name), ErrorKind::Camera, &e);
+                    return Some(Err(()));
+                }
+            };
+            let time = capture_time(&frame);
+            Some(
+                self.store
+                    .read_and_store(&mut slot.reader, frame, time)
+                    .map_err(|_| ()),
+            )
+        }));
+        let outcome = match result {
+            Ok(o) => o,
+            Err(_) => {
+                let e = anyhow::anyhow!("meter {name}: a reading panicked");
+                self.store.bus().error(Some(name), ErrorKind::Panic, &e);
+                return Turn::Panicked;
+            }
+        };
+        let Some(outcome) = outcome else {
+            log::info!(
+                "meter {name}: source {} has no more frames",
+                slot.reader.meter().source
+            );
+            return Turn::Exhausted;
+        };
+        counters.readings.fetch_add(1, Ordering::Relaxed);
+        let counter = match outcome {
+            Ok(r) => match r.status {
+                Status::Stored => &counters.stored,
+                Status::Unsure => &counters.unsure,
+                Status::Rejected => &counters.rejected,
+            },
+            Err(()) => &counters.errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Turn::Again
+    }
+}
+
+/// Checks whether a retrain is due now and every `every`, runs it when it
+/// is, and hands a promoted version to the meters. Stops between retrains.
+fn retrain_loop(
+    cfg: &ResolvedConfig,
+    every: Duration,
+    shared: &SharedModel,
+    store: &Store,
+    stop: &Stop,
+) {
+    use crate::retrain::RetrainOutcome;
+    while !stop.is_set() {
+        let outcome = retrain(cfg, &Settings::default(), true);
+        match &outcome {
+            // Checked every few minutes: not worth a line at info level.
+            Ok(RetrainOutcome::NotDue(why)) => log::debug!("retrain decision=not_due why={why:?}"),
+            Ok(RetrainOutcome::Refused {
+                parent,
+                current,
+                candidate,
+                ..
+            }) => log::info!(
+                "retrain decision=refused kept=v{parent} current_exact={:.4} candidate_exact={:.4} n={}",
+                current.exact,
+                candidate.exact,
+                candidate.n
+            ),
+            Ok(RetrainOutcome::Promoted {
+                version,
+                path,
+                parent,
+                current,
+                candidate,
+                ..
+            }) => {
+                log::info!(
+                    "retrain decision=promoted version=v{version} parent=v{parent} current_exact={:.4} candidate_exact={:.4} n={}",
+                    current.exact,
+                    candidate.exact,
+                    candidate.n
+                );
+                match DigitModel::load(path) {
+                    Ok(m) => {
+                        shared.replace(m);
+                    }
+                    Err(e) => log::error!(
+                        "retrain: model {} unreadable, the meters keep the previous one: {e}",
+                        path.display()
+                    ),
+                }
+            }
+            Err(e) => log::error!("retrain decision=failed error={:?}", format!("{e:#}")),
+        }
+        if !matches!(outcome, Ok(RetrainOutcome::NotDue(_))) {
+            store.bus().publish(Event::Retrain(Arc::new(RetrainEvent {
+                time: time::OffsetDateTime::now_utc(),
+                outcome: outcome.map_err(|e| format!("{e:#}")),
+            })));
+        }
+        if stop.wait(every) {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readers_switch_to_a_replaced_model_on_their_next_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("meter.toml");
+        std::fs::write(
+            &config,
+            "[[meter]]\nname = \"house\"\nsource = \"frames\"\ndigits = [[0, 0, 20, 32]]\n",
+        )
+        .unwrap();
+        let cfg = ResolvedConfig::load_with_env(&config, &Default::default()).unwrap();
+        let base = DigitModel::shipped();
+        let filers = Filers::new(&cfg);
+        let mut reader = MeterReader::new(&cfg, &cfg.meters[0], base.clone(), &filers).unwrap();
+        let shared = SharedModel::new(base.clone());
+        assert_eq!(shared.refresh(&mut reader, 0), 0, "nothing new");
+
+        // A model that differs from the base one only in its metadata.
+        let mut meta = base.metadata().clone();
+        meta.temperature = 7.0;
+        let newer = base.with_metadata(meta).unwrap();
+        assert_eq!(shared.replace(newer), 1);
+        assert_eq!(
+            reader.model().metadata().temperature,
+            base.metadata().temperature
+        );
+        assert_eq!(shared.refresh(&mut reader, 0), 1);
+        assert_eq!(reader.model().metadata().temperature, 7.0);
+        // Already up to date: left alone.
+        assert_eq!(shared.refresh(&mut reader, 1), 1);
+    }
+
+    #[test]
+    fn shards_split_meters_stably_and_completely() {
+        let names: Vec<String> = (0..300).map(|i| format!("meter-{i}")).collect();
+        let shards: Vec<Shard> = (1..=4).map(|i| Shard { index: i, count: 4 }).collect();
+        for n in &names {
+            assert_eq!(shards.iter().filter(|s| s.has(n)).count(), 1, "{n}");
+        }
+        for s in &shards {
+            let k = names.iter().filter(|n| s.has(n)).count();
+            assert!((45..=105).contains(&k), "shard {s}: {k} of 300");
+        }
+        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
+        for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+}

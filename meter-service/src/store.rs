@@ -1,0 +1,113 @@
+//! The one path from a frame to a stored reading, used by `meter predict`,
+//! `meter run`, the benches and anything embedding the service.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use meter_sink::Sink;
+use meter_vision::Frame;
+use time::OffsetDateTime;
+
+use crate::events::{Bus, ErrorKind, Event, ReadingEvent};
+use crate::reader::MeterReader;
+use crate::report::Report;
+
+/// A sink with its name for logs (`influx_v1-0`).
+pub type NamedSink = (String, Box<dyn Sink + Send>);
+
+/// The sinks and the event stream of a process.
+pub struct Store {
+    sinks: Mutex<Vec<NamedSink>>,
+    bus: Arc<Bus>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .sinks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
+        f.debug_struct("Store")
+            .field("sinks", &names)
+            .field("bus", &self.bus)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Stores into `sinks` and tells `bus`.
+    pub fn new(sinks: Vec<NamedSink>, bus: Arc<Bus>) -> Self {
+        Self {
+            sinks: Mutex::new(sinks),
+            bus,
+        }
+    }
+
+    /// The event stream.
+    pub fn bus(&self) -> &Arc<Bus> {
+        &self.bus
+    }
+
+    /// Reads `frame` (taken at `time`) with `reader`, hands the record to
+    /// every sink, and only when all of them accepted it (written, or
+    /// durably spooled) commits the meter's state and files its crops; then
+    /// publishes the reading. Any failure is published as an error event and
+    /// returned; a reading a sink refused is not remembered as stored.
+    pub fn read_and_store(
+        &self,
+        reader: &mut MeterReader,
+        frame: Frame,
+        time: OffsetDateTime,
+    ) -> anyhow::Result<Report> {
+        let meter = reader.meter().name.clone();
+        let fail = |kind, e: anyhow::Error| {
+            self.bus.error(Some(&meter), kind, &e);
+            e
+        };
+        let taken = reader
+            .read(frame, time)
+            .map_err(|e| fail(ErrorKind::Frame, e))?;
+        self.write(&[taken.report.record()])
+            .map_err(|e| fail(ErrorKind::Sink, e))?;
+        reader
+            .commit(&taken)
+            .map_err(|e| fail(ErrorKind::Storage, e))?;
+        let report = taken.report.clone();
+        self.bus.publish(Event::Reading(Arc::new(ReadingEvent {
+            report: taken.report,
+            jpeg: taken.jpeg.into(),
+            origin: taken.origin,
+            image: Arc::new(taken.image),
+            alignment: taken.alignment,
+            crops: Arc::new(taken.crops),
+        })));
+        Ok(report)
+    }
+
+    /// Hands `records` to every sink; the first refusal is the error.
+    fn write(&self, records: &[meter_sink::Record]) -> anyhow::Result<()> {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        for (label, sink) in sinks.iter_mut() {
+            sink.write(records)
+                .with_context(|| format!("sink {label}: the reading was not stored"))?;
+        }
+        Ok(())
+    }
+
+    /// Makes every sink deliver or sync what it holds; returns whether all
+    /// succeeded (failures are logged: spooled readings are kept).
+    pub fn flush(&self) -> bool {
+        let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ok = true;
+        for (label, sink) in sinks.iter_mut() {
+            if let Err(e) = sink.flush() {
+                ok = false;
+                log::warn!("sink {label}: {e:#} (kept for later)");
+            }
+        }
+        ok
+    }
+}
