@@ -4,12 +4,20 @@
 //! runs them beside the reader ([`Alerting`]).
 #![deny(missing_docs)]
 
+mod alerting;
+pub mod bot;
 pub mod config;
 mod engine;
 mod error;
 mod event;
+mod http;
+pub mod outbox;
 pub mod store;
+pub mod telegram;
+pub mod webhook;
 
+pub use alerting::{Alerting, Options};
+pub use bot::{BotBackend, BotHandle, Commands, MeterHealth, Reply};
 pub use config::{
     AlertsConfig, NotifyConfig, Rule, RulesConfig, Secret, TelegramConfig, WebhookConfig,
     WebhookFormat,
@@ -17,3 +25,4 @@ pub use config::{
 pub use engine::{consumption, Engine, EngineState, MeterState, Period, RuleState};
 pub use error::{chain, AlertError, Redacted};
 pub use event::{Alert, AlertState, Digit, Notification, Observation, ReadingEvent, ReadingStatus};
+pub use outbox::{Backoff, Delivery, Notifier, Outbox};
