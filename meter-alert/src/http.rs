@@ -78,6 +78,34 @@ pub(crate) fn safe_url(url: &str) -> String {
     }
 }
 
+/// The parts of a secret URL that must not be quoted back: the whole URL,
+/// its path and query, user info, long path segments (an id or topic) and
+/// query values.
+pub(crate) fn url_secrets(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_owned()];
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (authority, tail) = rest
+        .find(['/', '?', '#'])
+        .map_or((rest, ""), |i| rest.split_at(i));
+    if let Some((user, _)) = authority.rsplit_once('@') {
+        out.extend(user.split(':').map(str::to_owned));
+    }
+    out.push(tail.to_owned());
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    out.extend(path.split('/').filter(|s| s.len() >= 8).map(str::to_owned));
+    out.extend(
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').map(|(_, v)| v))
+            .filter(|v| v.len() >= 4)
+            .map(str::to_owned),
+    );
+    out.retain(|s| !s.is_empty() && s != "/");
+    // Longest first, so a part is not left half-replaced.
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +119,16 @@ mod tests {
         assert_eq!(safe_url("nonsense"), "(not a URL)");
         assert_eq!(quote(&"é".repeat(400), &[]).chars().count(), 151);
         assert_eq!(quote("token T in body", &["T"]), "token *** in body");
+        let parts = url_secrets("http://u:pw@ha:8123/api/webhook/abcdefgh123?token=xyz1&a=b");
+        for p in [
+            "u",
+            "pw",
+            "/api/webhook/abcdefgh123?token=xyz1&a=b",
+            "abcdefgh123",
+            "xyz1",
+        ] {
+            assert!(parts.iter().any(|s| s == p), "{p} in {parts:?}");
+        }
+        assert!(!parts.iter().any(|s| s == "api" || s == "b"));
     }
 }

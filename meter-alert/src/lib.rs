@@ -26,3 +26,10 @@ pub use engine::{consumption, Engine, EngineState, MeterState, Period, RuleState
 pub use error::{chain, AlertError, Redacted};
 pub use event::{Alert, AlertState, Digit, Notification, Observation, ReadingEvent, ReadingStatus};
 pub use outbox::{Backoff, Delivery, Notifier, Outbox};
+
+/// Log targets of the HTTP client that print every request's URL at debug
+/// and trace level, the bot token included (Telegram puts it in the path).
+/// The service's logger must cap them at `info` whatever `RUST_LOG` asks,
+/// e.g. `env_logger::Builder::from_default_env().filter_module("ureq",
+/// log::LevelFilter::Info)`.
+pub const URL_LOGGING_TARGETS: &[&str] = &["ureq", "ureq_proto"];

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::{Secret, TelegramConfig};
+use crate::error::redact;
 use crate::event::Notification;
 use crate::http::{agent, finish, quote};
 use crate::outbox::Notifier;
@@ -85,10 +86,11 @@ impl TelegramApi {
     }
 
     fn target(&self, method: &str) -> String {
-        format!(
+        let target = format!(
             "telegram {} {method} ({}/bot***/{method})",
             self.name, self.base
-        )
+        );
+        redact(&target, &[self.token.expose()])
     }
 
     fn call(

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Secret, WebhookConfig, WebhookFormat};
 use crate::event::{AlertState, Notification, ReadingEvent, ReadingStatus};
-use crate::http::{agent, finish, quote, safe_url};
+use crate::http::{agent, finish, quote, safe_url, url_secrets};
 use crate::outbox::Notifier;
 use crate::AlertError;
 
@@ -227,9 +227,9 @@ impl Notifier for WebhookNotifier {
         for (k, v) in &headers {
             req = req.header(*k, v.as_str());
         }
-        let secrets: Vec<&str> = std::iter::once(self.url.expose())
-            .chain(self.token.as_ref().map(Secret::expose))
-            .collect();
+        let mut secrets = url_secrets(self.url.expose());
+        secrets.extend(self.token.as_ref().map(|t| t.expose().to_owned()));
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
         let (answer, retry_after) = finish(req.send(&body[..]), &self.target, &secrets)?;
         if (200..300).contains(&answer.status) {
             return Ok(());
