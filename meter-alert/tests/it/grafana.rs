@@ -114,7 +114,10 @@ struct Policy {
 
 fn load() -> Vec<(String, AlertingFile)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../grafana/provisioning/alerting");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 3, "{files:?}");
     files
@@ -122,14 +125,19 @@ fn load() -> Vec<(String, AlertingFile)> {
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
             let name = p.file_name().unwrap().to_string_lossy().to_string();
-            let file: AlertingFile = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let file: AlertingFile =
+                serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             (name, file)
         })
         .collect()
 }
 
 fn rules() -> Vec<AlertRule> {
-    load().into_iter().flat_map(|(_, f)| f.groups).flat_map(|g| g.rules).collect()
+    load()
+        .into_iter()
+        .flat_map(|(_, f)| f.groups)
+        .flat_map(|g| g.rules)
+        .collect()
 }
 
 fn seconds(d: &str) -> u64 {
@@ -158,34 +166,62 @@ fn alerting_files_pass_the_provisioners_invariants() {
         for g in &f.groups {
             assert_eq!(g.org_id, 1);
             assert!(!g.folder.is_empty() && !g.name.is_empty());
-            assert_eq!(seconds(&g.interval) % 10, 0, "{name}: interval a multiple of 10 s");
+            assert_eq!(
+                seconds(&g.interval) % 10,
+                0,
+                "{name}: interval a multiple of 10 s"
+            );
             let mut titles = BTreeSet::new();
             for r in &g.rules {
                 let at = format!("{name}: rule {}", r.uid);
-                assert!(titles.insert(&r.title), "{at}: title repeated in the folder");
                 assert!(
-                    r.uid.len() <= 40 && r.uid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                    titles.insert(&r.title),
+                    "{at}: title repeated in the folder"
+                );
+                assert!(
+                    r.uid.len() <= 40
+                        && r.uid
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
                     "{at}: uid"
                 );
                 assert!(uids.insert(r.uid.clone()), "{at}: uid repeated");
-                assert!(["Alerting", "NoData", "OK", "KeepLast"].contains(&r.no_data_state.as_str()), "{at}");
-                assert!(["Alerting", "Error", "OK", "KeepLast"].contains(&r.exec_err_state.as_str()), "{at}");
+                assert!(
+                    ["Alerting", "NoData", "OK", "KeepLast"].contains(&r.no_data_state.as_str()),
+                    "{at}"
+                );
+                assert!(
+                    ["Alerting", "Error", "OK", "KeepLast"].contains(&r.exec_err_state.as_str()),
+                    "{at}"
+                );
                 seconds(&r.for_);
                 assert!(!r.is_paused, "{at}");
-                assert_eq!(r.labels.get("source").map(String::as_str), Some("meter-reader"), "{at}: routed by label");
+                assert_eq!(
+                    r.labels.get("source").map(String::as_str),
+                    Some("meter-reader"),
+                    "{at}: routed by label"
+                );
                 assert!(r.annotations.contains_key("summary"), "{at}");
                 let refs: BTreeSet<&str> = r.data.iter().map(|q| q.ref_id.as_str()).collect();
                 assert_eq!(refs.len(), r.data.len(), "{at}: refIds repeated");
-                assert!(refs.contains(r.condition.as_str()), "{at}: condition {} is no refId", r.condition);
+                assert!(
+                    refs.contains(r.condition.as_str()),
+                    "{at}: condition {} is no refId",
+                    r.condition
+                );
                 for q in &r.data {
                     assert_eq!(q.model["refId"], q.ref_id.as_str(), "{at}");
                     match q.datasource_uid.as_str() {
                         "meter-influxdb" => {
-                            let range = q.relative_time_range.as_ref().expect("a query needs a time range");
+                            let range = q
+                                .relative_time_range
+                                .as_ref()
+                                .expect("a query needs a time range");
                             assert!(range.from > range.to, "{at}");
                             assert_eq!(q.model["rawQuery"], true, "{at}");
                             let text = q.model["query"].as_str().unwrap();
-                            let vars: Vec<&str> = text.match_indices('$').map(|(i, _)| &text[i..]).collect();
+                            let vars: Vec<&str> =
+                                text.match_indices('$').map(|(i, _)| &text[i..]).collect();
                             for v in vars {
                                 assert!(
                                     v.starts_with("$timeFilter") || v.starts_with("$__interval"),
@@ -198,12 +234,17 @@ fn alerting_files_pass_the_provisioners_invariants() {
                             assert!(refs.contains(input), "{at}: expression {input} is no refId");
                             match q.model["type"].as_str().unwrap() {
                                 "reduce" => assert!(
-                                    ["last", "mean", "min", "max", "sum", "count"].contains(&q.model["reducer"].as_str().unwrap()),
+                                    ["last", "mean", "min", "max", "sum", "count"]
+                                        .contains(&q.model["reducer"].as_str().unwrap()),
                                     "{at}"
                                 ),
                                 "threshold" => {
                                     let e = &q.model["conditions"][0]["evaluator"];
-                                    assert!(["gt", "lt", "within_range", "outside_range"].contains(&e["type"].as_str().unwrap()), "{at}");
+                                    assert!(
+                                        ["gt", "lt", "within_range", "outside_range"]
+                                            .contains(&e["type"].as_str().unwrap()),
+                                        "{at}"
+                                    );
                                     assert!(e["params"][0].is_number(), "{at}");
                                 }
                                 other => panic!("{at}: expression type {other} not used here"),
@@ -216,9 +257,17 @@ fn alerting_files_pass_the_provisioners_invariants() {
         }
         for c in &f.contact_points {
             assert_eq!(c.org_id, 1);
-            assert!(contact_points.insert(c.name.clone()), "{name}: contact point {} repeated", c.name);
+            assert!(
+                contact_points.insert(c.name.clone()),
+                "{name}: contact point {} repeated",
+                c.name
+            );
             for r in &c.receivers {
-                assert!(receiver_uids.insert(r.uid.clone()), "{name}: receiver uid {} repeated", r.uid);
+                assert!(
+                    receiver_uids.insert(r.uid.clone()),
+                    "{name}: receiver uid {} repeated",
+                    r.uid
+                );
                 let required: &[&str] = match r.kind.as_str() {
                     "telegram" => &["bottoken", "chatid"],
                     "webhook" => &["url"],
@@ -230,7 +279,10 @@ fn alerting_files_pass_the_provisioners_invariants() {
                 // Secrets come from Grafana's environment, never the file.
                 for (k, v) in &r.settings {
                     if ["bottoken", "url", "chatid"].contains(&k.as_str()) {
-                        assert!(v.as_str().unwrap().starts_with('$'), "{name}: {k} must be an environment variable");
+                        assert!(
+                            v.as_str().unwrap().starts_with('$'),
+                            "{name}: {k} must be an environment variable"
+                        );
                     }
                 }
                 assert!(!r.disable_resolve_message);
@@ -242,28 +294,51 @@ fn alerting_files_pass_the_provisioners_invariants() {
     fn receivers<'a>(p: &'a Policy, out: &mut Vec<&'a str>) {
         out.push(&p.receiver);
         for r in &p.routes {
-            assert!(r.object_matchers.iter().all(|m| ["=", "!=", "=~", "!~"].contains(&m[1].as_str())));
+            assert!(r
+                .object_matchers
+                .iter()
+                .all(|m| ["=", "!=", "=~", "!~"].contains(&m[1].as_str())));
             receivers(r, out);
         }
     }
     let mut used = Vec::new();
     receivers(policies[0], &mut used);
     for r in used {
-        assert!(contact_points.contains(r), "policy receiver {r} is no contact point");
+        assert!(
+            contact_points.contains(r),
+            "policy receiver {r} is no contact point"
+        );
     }
     let p = policies[0];
     assert!(p.group_by.iter().any(|g| g == "meter"));
     assert!(p.routes.iter().filter(|r| r.continue_).count() >= 1);
-    assert!(p.org_id == Some(1) && p.group_wait.is_some() && p.group_interval.is_some() && p.repeat_interval.is_some());
+    assert!(
+        p.org_id == Some(1)
+            && p.group_wait.is_some()
+            && p.group_interval.is_some()
+            && p.repeat_interval.is_some()
+    );
     let mut got: Vec<String> = uids.into_iter().collect();
     got.sort();
-    assert_eq!(got, ["meter-camera-silent", "meter-continuous-flow", "meter-daily-max", "meter-refusal-streak", "meter-silent"]);
+    assert_eq!(
+        got,
+        [
+            "meter-camera-silent",
+            "meter-continuous-flow",
+            "meter-daily-max",
+            "meter-refusal-streak",
+            "meter-silent"
+        ]
+    );
 }
 
 #[test]
 fn unknown_fields_are_refused() {
-    let text = repo_file("grafana/provisioning/alerting/rules.yaml").replace("noDataState: OK", "noDataStat: OK");
-    let e = serde_norway::from_str::<AlertingFile>(&text).unwrap_err().to_string();
+    let text = repo_file("grafana/provisioning/alerting/rules.yaml")
+        .replace("noDataState: OK", "noDataStat: OK");
+    let e = serde_norway::from_str::<AlertingFile>(&text)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("noDataStat"), "{e}");
 }
 
@@ -282,7 +357,10 @@ fn reading(meter: &str, ts: i64, value: f64) -> Record {
             raw: value,
             rate_per_hour: None,
             confidence_min: 0.99,
-            digits: vec![DigitValue { tenths: "1".parse().unwrap(), confidence: 0.99 }],
+            digits: vec![DigitValue {
+                tenths: "1".parse().unwrap(),
+                confidence: 0.99,
+            }],
         },
     )
 }
@@ -308,12 +386,18 @@ fn firing(server: &Influxd, db: &str, rule: &AlertRule) -> Option<BTreeSet<Strin
     let reduce = by_ref(threshold.model["expression"].as_str().unwrap());
     let query = by_ref(reduce.model["expression"].as_str().unwrap());
     let range = query.relative_time_range.as_ref().unwrap();
-    let q = query.model["query"]
-        .as_str()
-        .unwrap()
-        .replace("$timeFilter", &format!("time >= now() - {}s and time <= now() - {}s", range.from, range.to));
+    let q = query.model["query"].as_str().unwrap().replace(
+        "$timeFilter",
+        &format!(
+            "time >= now() - {}s and time <= now() - {}s",
+            range.from, range.to
+        ),
+    );
     let v = server.query(Some(db), &q);
-    let series = v["results"][0]["series"].as_array().cloned().unwrap_or_default();
+    let series = v["results"][0]["series"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if series.is_empty() {
         return None;
     }
@@ -322,7 +406,12 @@ fn firing(server: &Influxd, db: &str, rule: &AlertRule) -> Option<BTreeSet<Strin
     let mut out = BTreeSet::new();
     for s in series {
         let meter = s["tags"]["meter"].as_str().unwrap().to_owned();
-        let values: Vec<f64> = s["values"].as_array().unwrap().iter().filter_map(|r| r[1].as_f64()).collect();
+        let values: Vec<f64> = s["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r[1].as_f64())
+            .collect();
         let reduced = match reduce.model["reducer"].as_str().unwrap() {
             "last" => values.last().copied(),
             "min" => values.iter().copied().reduce(f64::min),
@@ -352,7 +441,9 @@ fn every_rule_fires_for_its_meter_on_real_influxd() {
     let midnight = now.div_euclid(86_400) * 86_400;
     if now - midnight < 10 * MIN {
         // "Today" must have room for the heavy meter's use.
-        std::thread::sleep(std::time::Duration::from_secs((midnight + 10 * MIN - now) as u64 + 1));
+        std::thread::sleep(std::time::Duration::from_secs(
+            (midnight + 10 * MIN - now) as u64 + 1,
+        ));
         now = time::OffsetDateTime::now_utc().unix_timestamp();
     }
     server.create_database("meters");
@@ -370,9 +461,17 @@ fn every_rule_fires_for_its_meter_on_real_influxd() {
             * 0.05;
         records.push(reading("house", t, 1000.0 + house));
         // leaky: 2 litres an hour, a counter in litres.
-        records.push(reading("leaky", t, ((50.0 + 0.002 * hours) * 1000.0).round() / 1000.0));
+        records.push(reading(
+            "leaky",
+            t,
+            ((50.0 + 0.002 * hours) * 1000.0).round() / 1000.0,
+        ));
         // heavy: 20 at once, today.
-        let jump = if t >= midnight + (now - midnight) / 2 { 20.0 } else { 0.0 };
+        let jump = if t >= midnight + (now - midnight) / 2 {
+            20.0
+        } else {
+            0.0
+        };
         records.push(reading("heavy", t, 300.0 + jump));
         t += 10 * MIN;
     }
@@ -401,8 +500,12 @@ fn every_rule_fires_for_its_meter_on_real_influxd() {
     let all = rules();
     assert_eq!(all.len(), expected.len());
     for rule in &all {
-        let got = firing(&server, "meters", rule).unwrap_or_else(|| panic!("{}: no data", rule.uid));
-        let want: BTreeSet<String> = expected[rule.uid.as_str()].iter().map(|s| s.to_string()).collect();
+        let got =
+            firing(&server, "meters", rule).unwrap_or_else(|| panic!("{}: no data", rule.uid));
+        let want: BTreeSet<String> = expected[rule.uid.as_str()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(got, want, "{}: {}", rule.uid, server.log());
     }
 
@@ -410,10 +513,17 @@ fn every_rule_fires_for_its_meter_on_real_influxd() {
     // silence rule gets no data, and its noDataState fires.
     server.create_database("dead");
     let mut sink = InfluxSink::v1(&server.url(), "dead").build().unwrap();
-    sink.write(&[health("house", now - 30 * HOUR, 30.0, 0), reading("house", now - 30 * HOUR, 1.0)]).unwrap();
+    sink.write(&[
+        health("house", now - 30 * HOUR, 30.0, 0),
+        reading("house", now - 30 * HOUR, 1.0),
+    ])
+    .unwrap();
     let silent = all.iter().find(|r| r.uid == "meter-silent").unwrap();
     assert_eq!(firing(&server, "dead", silent), None);
     assert_eq!(silent.no_data_state, "Alerting");
     let daily = all.iter().find(|r| r.uid == "meter-daily-max").unwrap();
-    assert_eq!(daily.no_data_state, "OK", "no readings is the silence rules' business");
+    assert_eq!(
+        daily.no_data_state, "OK",
+        "no readings is the silence rules' business"
+    );
 }
