@@ -88,6 +88,10 @@ impl Sink for CsvSink {
             source,
         };
         for r in records {
+            // The CSV holds readings; health points are for the database.
+            if matches!(r.kind, RecordKind::Health(_)) {
+                continue;
+            }
             let unit = r.unit.clone().unwrap_or_default();
             let row: [String; 10] = match &r.kind {
                 RecordKind::Stored(s) => [
@@ -118,6 +122,7 @@ impl Sink for CsvSink {
                     String::new(),
                     e.reason.clone(),
                 ],
+                RecordKind::Health(_) => unreachable!("skipped above"),
             };
             self.writer.write_record(&row).map_err(csv_err)?;
         }

@@ -5,7 +5,10 @@
 //! Schema (see [`line`](mod@line)): measurement `meter_reading` with tags `meter`,
 //! `unit` and fields `value`, `raw`, `rate_per_hour`, `confidence_min`,
 //! `digit_0`.. (most significant first); measurement `meter_event` with tags
-//! `meter`, `status` (`unsure`/`rejected`), `unit` and fields `reason`, `raw`.
+//! `meter`, `status` (`unsure`/`rejected`), `unit` and fields `reason`, `raw`;
+//! measurement `meter_health` with tag `meter` and fields `up`,
+//! `not_stored_in_a_row`, `seconds_since_frame`, `seconds_since_stored`,
+//! one point per meter and cycle (alert rules fire on a silent meter).
 //!
 //! ```
 //! use meter_sink::{DigitValue, JsonLinesSink, Record, Sink, SpoolingSink, StoredValue};
@@ -54,7 +57,7 @@ mod spool;
 pub use error::{RecordProblem, SinkError};
 pub use file::{CsvSink, JsonLinesSink, CSV_HEADER};
 pub use influx::{InfluxBuilder, InfluxSink};
-pub use record::{DigitValue, Event, EventStatus, Record, RecordKind, StoredValue};
+pub use record::{DigitValue, Event, EventStatus, Health, Record, RecordKind, StoredValue};
 pub use spool::{Spool, SpoolingBuilder, SpoolingSink};
 
 /// Somewhere readings are stored.

@@ -2,6 +2,7 @@
 //!
 //! - `meter_reading,meter=<name>[,unit=<unit>] value=..,raw=..[,rate_per_hour=..],confidence_min=..,digit_0=..,digit_1=.. <seconds>`
 //! - `meter_event,meter=<name>,status=unsure|rejected[,unit=<unit>] reason="..."[,raw=..] <seconds>`
+//! - `meter_health,meter=<name> up=1,not_stored_in_a_row=..[,seconds_since_frame=..][,seconds_since_stored=..] <seconds>`
 //!
 //! All numbers are floats (InfluxDB fixes a field's type on first write, so
 //! an integer-looking value must never become an integer field). Digit
@@ -15,6 +16,8 @@ use crate::record::{Record, RecordKind};
 pub const READING_MEASUREMENT: &str = "meter_reading";
 /// Measurement of unsure and rejected readings.
 pub const EVENT_MEASUREMENT: &str = "meter_event";
+/// Measurement of each meter's health, one point per cycle.
+pub const HEALTH_MEASUREMENT: &str = "meter_health";
 
 const DIGIT_KEYS: [&str; 16] = [
     "digit_0", "digit_1", "digit_2", "digit_3", "digit_4", "digit_5", "digit_6", "digit_7",
@@ -72,6 +75,20 @@ pub fn encode(records: &[Record], buf: Vec<u8>) -> Vec<u8> {
                 }
                 lp = line.timestamp(ts).close_line();
             }
+            RecordKind::Health(h) => {
+                let mut line = lp
+                    .measurement(HEALTH_MEASUREMENT)
+                    .tag("meter", &r.meter)
+                    .field("up", 1.0)
+                    .field("not_stored_in_a_row", f64::from(h.not_stored_in_a_row));
+                if let Some(s) = h.seconds_since_frame {
+                    line = line.field("seconds_since_frame", s);
+                }
+                if let Some(s) = h.seconds_since_stored {
+                    line = line.field("seconds_since_stored", s);
+                }
+                lp = line.timestamp(ts).close_line();
+            }
         }
     }
     lp.build()
@@ -113,6 +130,26 @@ mod tests {
         assert_eq!(
             text,
             "meter_reading,meter=house\\ main,unit=kWh value=12345,raw=12345.6,rate_per_hour=0.42,confidence_min=0.9,digit_0=1,digit_1=2.5,digit_2=9.9 1772362807\n"
+        );
+    }
+
+    #[test]
+    fn health_line() {
+        use crate::record::Health;
+        let r = Record::health(
+            "gas",
+            datetime!(2026-03-01 11:00:07 UTC),
+            Health {
+                seconds_since_frame: Some(60.0),
+                seconds_since_stored: None,
+                not_stored_in_a_row: 3,
+            },
+        );
+        r.validate().unwrap();
+        let text = String::from_utf8(encode(&[r], Vec::new())).unwrap();
+        assert_eq!(
+            text,
+            "meter_health,meter=gas up=1,not_stored_in_a_row=3,seconds_since_frame=60 1772362807\n"
         );
     }
 

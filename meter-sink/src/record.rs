@@ -34,6 +34,22 @@ pub enum RecordKind {
     Stored(StoredValue),
     /// An unsure or rejected reading (measurement `meter_event`).
     Event(Event),
+    /// The meter's health, written every cycle (measurement
+    /// `meter_health`): a meter whose camera or reader goes silent keeps a
+    /// series that alert rules can fire on.
+    Health(Health),
+}
+
+/// A meter's health at the end of a reading cycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Seconds since the last frame was read (`None`: none yet).
+    pub seconds_since_frame: Option<f64>,
+    /// Seconds since the last stored reading (`None`: none yet).
+    pub seconds_since_stored: Option<f64>,
+    /// Unsure or rejected readings since the last stored one.
+    pub not_stored_in_a_row: u32,
 }
 
 /// A plausible meter value.
@@ -126,6 +142,16 @@ impl Record {
             unit: None,
             captured_at: captured_at.to_offset(UtcOffset::UTC),
             kind: RecordKind::Event(event),
+        }
+    }
+
+    /// A meter's health.
+    pub fn health(meter: impl Into<String>, at: OffsetDateTime, health: Health) -> Self {
+        Self {
+            meter: meter.into(),
+            unit: None,
+            captured_at: at.to_offset(UtcOffset::UTC),
+            kind: RecordKind::Health(health),
         }
     }
 
@@ -239,6 +265,18 @@ impl Record {
             RecordKind::Event(e) => {
                 if e.raw.is_some_and(|r| !r.is_finite()) {
                     return not_finite("raw");
+                }
+            }
+            RecordKind::Health(h) => {
+                let numbers = [
+                    ("seconds_since_frame", h.seconds_since_frame),
+                    ("seconds_since_stored", h.seconds_since_stored),
+                ];
+                if let Some((field, _)) = numbers
+                    .iter()
+                    .find(|(_, v)| v.is_some_and(|v| !v.is_finite()))
+                {
+                    return not_finite(field);
                 }
             }
         }
