@@ -452,6 +452,9 @@ impl<H: Hooks> Worker<H> {
         // holds (sent and unacknowledged, or never sent). The clean session
         // drops it at the next connect; the spool has the readings.
         self.connection.eventloop.clean();
+        // rumqttc keeps a packet-id collision across `clean` and would stall
+        // the next session on it; in a clean session it has no meaning.
+        self.connection.eventloop.state.collision = None;
         st.queued.clear();
         st.inflight.clear();
         let was = st.phase;
@@ -620,7 +623,7 @@ fn refusal(code: ConnectReturnCode) -> Option<&'static str> {
             "bad user name or password; check the sink's `user` and `password`"
         }
         ConnectReturnCode::NotAuthorized => {
-            "not authorised; check the sink's `user` and `password` and the broker's access rules"
+            "not authorised (a wrong user name or password, or the broker's access rules); check the sink's `user` and `password`"
         }
         ConnectReturnCode::BadClientId => "client id rejected; check the sink's `client_id`",
         ConnectReturnCode::RefusedProtocolVersion => "the broker does not speak MQTT 3.1.1",

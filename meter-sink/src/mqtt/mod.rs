@@ -18,10 +18,15 @@
 //! acknowledged every message (PUBACK), so behind a
 //! [`SpoolingSink`](crate::SpoolingSink) a reading leaves the spool only
 //! after the broker has it; while the broker is away readings wait there and
-//! go out in order when it is back. A reading whose PUBACK was lost, or that
-//! is replayed after a crash, is not published again: the sink remembers the
-//! newest reading the broker confirmed (in its spool folder) and, at each
-//! connect, reads back its own retained state messages first.
+//! go out in order when it is back. A reading the broker confirmed is never
+//! published again: the sink remembers the newest confirmed reading per
+//! meter (in its spool folder), and at each connect it first reads back its
+//! own retained state messages, so a reading whose PUBACK was lost, or that
+//! a crash left in the spool, is skipped when the broker has it. What QoS 1
+//! cannot tell apart remains: a broker that dies after forwarding a message
+//! but before its PUBACK got out and before it saved the message gets it
+//! again. Such a re-sent older reading never carries a `value` below one
+//! already sent, so Home Assistant sees no decrease.
 
 mod ha;
 mod link;
@@ -34,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use time::OffsetDateTime;
 
 pub use ha::{ha_unit, DeviceClass};
 pub use spec::{CommandsSpec, DiscoverySpec, MeterInfo, MqttSpec};
@@ -81,6 +87,9 @@ pub struct MqttSink {
     models: Models,
     known: HashSet<String>,
     warned_unknown: HashSet<String>,
+    /// Per meter, the capture time of the newest reading handed to the
+    /// broker in this run and the highest `value` sent.
+    sent: HashMap<String, (OffsetDateTime, f64)>,
     handle: MqttHandle,
 }
 
@@ -201,6 +210,7 @@ impl MqttSink {
             models: models.clone(),
             known: meters.iter().map(|m| m.name.clone()).collect(),
             warned_unknown: HashSet::new(),
+            sent: HashMap::new(),
             handle: MqttHandle {
                 starter: Arc::new(Mutex::new(Some((starter, hooks)))),
                 commands,
@@ -214,13 +224,14 @@ impl MqttSink {
         self.handle.clone()
     }
 
-    /// The state message each reading gets, and whether it is published
-    /// (`false`: the broker already has it).
+    /// The state message each reading gets, and per reading whether it is
+    /// published (`Some` with the `value` sent) or skipped (`None`: the
+    /// broker already has it).
     fn plan(
         &self,
         records: &[Record],
-        broker: &HashMap<String, time::OffsetDateTime>,
-    ) -> (Vec<Out>, Vec<bool>) {
+        broker: &HashMap<String, OffsetDateTime>,
+    ) -> (Vec<Out>, Vec<Option<Option<f64>>>) {
         let models = self
             .models
             .lock()
@@ -228,7 +239,7 @@ impl MqttSink {
             .clone();
         let mut scratch: HashMap<&str, state::MeterMemory> = HashMap::new();
         let mut out = Vec::new();
-        let mut published = Vec::with_capacity(records.len());
+        let mut plan = Vec::with_capacity(records.len());
         for r in records {
             let mem = scratch.entry(&r.meter).or_insert_with(|| {
                 self.memory
@@ -238,19 +249,28 @@ impl MqttSink {
                     .unwrap_or_default()
             });
             let known = mem.published.max(broker.get(&r.meter).copied());
-            let publish = known.is_none_or(|t| r.captured_at > t);
-            if publish {
-                let message = mem.message(r, models.get(&r.meter).map(String::as_str));
+            if known.is_none_or(|t| r.captured_at > t) {
+                let mut message = mem.message(r, models.get(&r.meter).map(String::as_str));
+                // A replay of readings sent before without an answer: some
+                // subscribers may have seen later values, and Home Assistant
+                // takes any decrease for a meter reset.
+                if let Some(&(newest, floor)) = self.sent.get(&r.meter) {
+                    if r.captured_at <= newest && message.value.is_some_and(|v| v < floor) {
+                        message.value = Some(floor);
+                    }
+                }
                 out.push(Out {
                     topic: self.spec.meter_topic(&r.meter, "state"),
                     payload: serde_json::to_vec(&message).expect("state messages encode"),
                     retain: self.spec.retain,
                 });
+                plan.push(Some(message.value));
+            } else {
+                plan.push(None);
             }
             mem.apply(r);
-            published.push(publish);
         }
-        (out, published)
+        (out, plan)
     }
 }
 
@@ -267,36 +287,62 @@ impl Sink for MqttSink {
         }
         let mut plan = Vec::new();
         let sent = self.link.send(CONNECT_WAIT, |broker| {
-            let (out, published) = self.plan(records, broker);
-            plan = published;
+            let (out, p) = self.plan(records, broker);
+            plan = p;
             out
         })?;
+        // Handed to the broker: whatever the answer, subscribers may see it.
+        for (r, value) in records.iter().zip(&plan) {
+            if let Some(value) = value {
+                let entry = self
+                    .sent
+                    .entry(r.meter.clone())
+                    .or_insert((r.captured_at, f64::NEG_INFINITY));
+                entry.0 = entry.0.max(r.captured_at);
+                entry.1 = entry.1.max(value.unwrap_or(f64::NEG_INFINITY));
+            }
+        }
         let (acked, result) = match self.link.confirm(sent) {
             Ok(()) => (usize::MAX, Ok(())),
             Err((acked, e)) => (acked, Err(e)),
         };
-        // Remember, in order, what the broker has: stop at the first
-        // reading it did not confirm.
         let mut left = acked;
         let mut changed = false;
-        for (r, &published) in records.iter().zip(&plan) {
-            if published {
-                if left == 0 {
-                    break;
-                }
-                left -= 1;
+        let mut committing = true;
+        for (r, value) in records.iter().zip(&plan) {
+            if value.is_some() {
+                let confirmed = left > 0;
+                left = left.saturating_sub(1);
+                log::trace!(
+                    "MQTT {}: sent {} {} {}",
+                    self.spec.url,
+                    r.meter,
+                    r.captured_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    if confirmed {
+                        "confirmed"
+                    } else {
+                        "unconfirmed"
+                    }
+                );
+                // Remember, in order, what the broker has: stop at the
+                // first reading it did not confirm.
+                committing &= confirmed;
             }
-            self.memory
-                .meters
-                .entry(r.meter.clone())
-                .or_default()
-                .apply(r);
-            changed = true;
+            if committing {
+                self.memory
+                    .meters
+                    .entry(r.meter.clone())
+                    .or_default()
+                    .apply(r);
+                changed = true;
+            }
         }
-        if plan.iter().any(|p| !p) {
+        let skipped = plan.iter().filter(|p| p.is_none()).count();
+        if skipped > 0 {
             log::info!(
-                "MQTT: {} readings were already on the broker (replayed after a lost acknowledgement or a restart); not published again",
-                plan.iter().filter(|p| !**p).count()
+                "MQTT: {skipped} readings were already on the broker (replayed after a lost acknowledgement or a restart); not published again"
             );
         }
         if changed {

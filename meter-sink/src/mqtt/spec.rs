@@ -224,7 +224,7 @@ impl MqttSpec {
             .map_err(|problem| SinkError::HomeAssistant {
                 meter: meter.to_owned(),
                 unit: unit.map(str::to_owned),
-                problem,
+                problem: problem.replace("<meter>", &toml_key(meter)),
             })
     }
 
@@ -302,6 +302,18 @@ impl MqttSpec {
     /// `<prefix>/<meter>/<leaf>` (`state`, `set_value`, `read_now`).
     pub(crate) fn meter_topic(&self, meter: &str, leaf: &str) -> String {
         format!("{}/{meter}/{leaf}", self.topic_prefix)
+    }
+}
+
+/// A meter name as a TOML key (quoted unless bare).
+fn toml_key(name: &str) -> String {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
     }
 }
 
