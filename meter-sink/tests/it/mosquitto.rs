@@ -156,8 +156,6 @@ pub struct Received {
     pub payload: Vec<u8>,
     /// Sent because it was retained when we subscribed.
     pub retain: bool,
-    /// A broker's re-delivery of a message it had sent before.
-    pub dup: bool,
 }
 
 impl Received {
@@ -235,7 +233,6 @@ impl Observer {
                             topic: p.topic.clone(),
                             payload: p.payload.to_vec(),
                             retain: p.retain,
-                            dup: p.dup,
                         });
                         inbox.1.notify_all();
                     }
