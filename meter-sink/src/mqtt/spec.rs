@@ -419,6 +419,22 @@ discovery = { per_entity = true, device_class = { cellar = "water" } }
     }
 
     #[test]
+    fn fits_a_tagged_sink_enum() {
+        // As `[[sink]] type = "mqtt"` in a `#[serde(tag = "type")]` enum.
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum SinkSpec {
+            Mqtt(MqttSpec),
+        }
+        let SinkSpec::Mqtt(s) =
+            toml::from_str("type = \"mqtt\"\nurl = \"mqtt://x\"\nretain = false").unwrap();
+        assert!(!s.retain);
+        assert!(
+            toml::from_str::<SinkSpec>("type = \"mqtt\"\nurl = \"mqtt://x\"\nqos = 1").is_err()
+        );
+    }
+
+    #[test]
     fn meter_check_names_meter_and_unit() {
         let s = MqttSpec::new("mqtt://x");
         assert!(s.check_meter("house", Some("kWh")).is_ok());
