@@ -147,6 +147,40 @@ pub enum SinkError {
         /// The spool directory.
         path: PathBuf,
     },
+    /// The MQTT broker could not be reached, or the connection dropped
+    /// before it acknowledged the readings. Transient: a spool keeps the
+    /// data and retries.
+    #[error("MQTT broker at {url}: {what}")]
+    MqttUnreachable {
+        /// The broker's URL.
+        url: String,
+        /// What went wrong (`unreachable`, `connection lost before ...`).
+        what: String,
+        /// The connection error, when there is one.
+        #[source]
+        source: Option<std::sync::Arc<rumqttc::ConnectionError>>,
+    },
+    /// The MQTT broker refused the connection (credentials, client id);
+    /// retrying cannot help until the configuration or the broker changes.
+    /// A spool keeps the data.
+    #[error("MQTT broker at {url} refused the connection: {reason}")]
+    MqttRefused {
+        /// The broker's URL.
+        url: String,
+        /// Why, with what to check (never a secret).
+        reason: &'static str,
+    },
+    /// A meter cannot be offered to Home Assistant as configured (its unit
+    /// fits no device class, or several).
+    #[error("meter {meter:?}: {problem}")]
+    HomeAssistant {
+        /// The meter.
+        meter: String,
+        /// Its unit as configured.
+        unit: Option<String>,
+        /// What is wrong (names the unit).
+        problem: String,
+    },
     /// A CSV file could not be written.
     #[error("cannot write CSV to {path}")]
     Csv {
@@ -162,7 +196,10 @@ impl SinkError {
     /// Whether retrying later may succeed without anyone changing anything
     /// (server down or overloaded). A spool keeps the data either way.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::ServerError { .. })
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::ServerError { .. } | Self::MqttUnreachable { .. }
+        )
     }
 
     pub(crate) fn io(

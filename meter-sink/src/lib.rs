@@ -1,6 +1,7 @@
 //! Time-series sinks for meter readings: InfluxDB 1.x and 2.x over HTTP
 //! (line protocol, second precision, UTC), a durable on-disk spool that
-//! keeps readings while the database is away, and CSV / JSON-lines files.
+//! keeps readings while the database is away, CSV / JSON-lines files, and
+//! MQTT with Home Assistant discovery ([`mqtt`]).
 //!
 //! Schema (see [`line`](mod@line)): measurement `meter_reading` with tags `meter`,
 //! `unit` and fields `value`, `raw`, `rate_per_hour`, `confidence_min`,
@@ -51,6 +52,7 @@ mod file;
 mod influx;
 pub mod influxdb_wal;
 pub mod line;
+pub mod mqtt;
 mod record;
 mod spool;
 

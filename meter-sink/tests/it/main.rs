@@ -4,6 +4,8 @@ mod faults;
 mod files;
 mod grafana;
 mod influx;
+mod mosquitto;
+mod mqtt;
 mod server;
 mod spool;
 mod throughput;

@@ -8,7 +8,6 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -48,33 +47,43 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
     None
 }
 
-/// Runs the setup script once per test process.
-fn install() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/setup/influxdb.sh");
-        eprintln!(
-            "meter-sink tests: database binaries missing, running {}",
-            script.display()
-        );
-        match Command::new("bash").arg(&script).status() {
-            Ok(s) if s.success() => {}
-            other => eprintln!("meter-sink tests: {} failed: {other:?}", script.display()),
-        }
-    });
+/// Runs a setup script once per test process.
+fn install(script: &str) {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.iter().any(|s| s == script) {
+        return;
+    }
+    done.push(script.to_owned());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/setup")
+        .join(script);
+    eprintln!(
+        "meter-sink tests: server binaries missing, running {}",
+        path.display()
+    );
+    match Command::new("bash").arg(&path).status() {
+        Ok(s) if s.success() => {}
+        other => eprintln!("meter-sink tests: {} failed: {other:?}", path.display()),
+    }
 }
 
 /// The binary, installing it if needed; `None` (after a loud message) if it
 /// cannot be had.
 pub fn binary(names: &[&str]) -> Option<PathBuf> {
+    binary_from(names, "influxdb.sh")
+}
+
+/// The binary, installing it with `scripts/setup/<script>` if needed.
+pub fn binary_from(names: &[&str], script: &str) -> Option<PathBuf> {
     if let Some(p) = find_binary(names) {
         return Some(p);
     }
-    install();
+    install(script);
     let found = find_binary(names);
     if found.is_none() {
         eprintln!(
-            "\n!!!!!!!! SKIPPED: {names:?} not installed and scripts/setup/influxdb.sh could not install it; \
+            "\n!!!!!!!! SKIPPED: {names:?} not installed and scripts/setup/{script} could not install it; \
              this test did NOT run against a real server !!!!!!!!\n"
         );
     }
