@@ -213,7 +213,10 @@ fn no_secret_at_trace_level() {
     for secret in [PASSWORD, TOKEN, encoded] {
         let leaks: Vec<_> = text.lines().filter(|l| l.contains(secret)).collect();
         assert!(leaks.is_empty(), "{secret} in the output: {leaks:#?}");
-        assert!(!dumped.contains(secret), "{secret} in a byte dump: {dumped}");
+        assert!(
+            !dumped.contains(secret),
+            "{secret} in a byte dump: {dumped}"
+        );
     }
 }
 
