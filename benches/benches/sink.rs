@@ -1,11 +1,15 @@
 //! meter-sink: line-protocol encoding throughput (bar: >= 50,000 readings/s
-//! on one core) and the spool's durable append.
+//! on one core), the spool's durable append, and what a caller waits for in
+//! `SpoolingSink::write` (spooled, not delivered) while the database hangs.
 //!
 //! `cargo bench -p meter-benches --bench sink`
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use meter_core::Tenths;
-use meter_sink::{line, DigitValue, Event, EventStatus, Record, Spool, StoredValue};
+use meter_sink::{
+    line, DigitValue, Event, EventStatus, InfluxSink, Record, Sink, Spool, SpoolingSink,
+    StoredValue,
+};
 use time::OffsetDateTime;
 
 const START: i64 = 1_772_409_600;
@@ -83,5 +87,32 @@ fn spool(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode, spool);
+/// One reading handed to a spooling InfluxDB sink whose server accepts
+/// connections and never answers: the caller's cost is the spool's append
+/// (an fsync), never the database's.
+fn spooling_write(c: &mut Criterion) {
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", hung.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let influx = InfluxSink::v1(&url, "meters").build().unwrap();
+    let mut sink = SpoolingSink::builder(influx, dir.path())
+        .max_bytes(1 << 30)
+        .build()
+        .unwrap();
+    let records = readings(10_000);
+    let mut next = records.iter().cycle();
+    let mut group = c.benchmark_group("spooling_sink");
+    group.sample_size(20);
+    group.bench_function("write_1_reading_database_hung", |b| {
+        b.iter(|| {
+            let r = next.next().unwrap();
+            sink.write(std::slice::from_ref(r)).unwrap()
+        })
+    });
+    group.finish();
+    let _ = sink.close(std::time::Instant::now());
+    drop(hung);
+}
+
+criterion_group!(benches, encode, spool, spooling_write);
 criterion_main!(benches);

@@ -100,7 +100,12 @@ pub(crate) fn stdout_failed(e: &std::io::Error) -> ! {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    log::set_max_level(logger.filter());
+    // The HTTP client prints URLs and dumps headers at trace: capped, so no
+    // password or token reaches a log whatever RUST_LOG says.
+    let _ = log::set_logger(Box::leak(Box::new(meter_sink::CapHttpClientLogs(logger))));
     match run() {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotStored) => ExitCode::from(2),

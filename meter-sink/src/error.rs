@@ -181,6 +181,47 @@ pub enum SinkError {
         /// What is wrong (names the unit).
         problem: String,
     },
+    /// A 2xx or 3xx answer other than the one the API documents for a stored
+    /// write (a captive portal's `200 text/html`, a proxy's redirect to a
+    /// login page, the wrong service on that port). Nothing counts as
+    /// delivered; a spool keeps the data.
+    #[error("HTTP {status} {content_type} from {url}: not {endpoint}")]
+    NotAcknowledged {
+        /// The URL written to (without query).
+        url: String,
+        /// The HTTP status received.
+        status: u16,
+        /// Its content type (`-` when none was given).
+        content_type: String,
+        /// What was expected there, e.g. `an InfluxDB write endpoint`.
+        endpoint: &'static str,
+    },
+    /// [`Sink::flush`](crate::Sink::flush) or [`Sink::close`](crate::Sink::close)
+    /// ran out of time before the spool was delivered; the readings stay in
+    /// the spool and the next start delivers them.
+    #[error("{pending} readings not delivered in time; kept in spool {path}")]
+    NotDelivered {
+        /// The spool directory.
+        path: PathBuf,
+        /// Readings still waiting.
+        pending: usize,
+    },
+    /// The sink was closed; it takes no more readings.
+    #[error("sink with spool {path} is closed")]
+    Closed {
+        /// The spool directory.
+        path: PathBuf,
+    },
+    /// A configured sink could not be opened (names the sink, e.g.
+    /// `csv-1 (out/readings.csv)`; the cause is the source).
+    #[error("sink {sink}")]
+    Opening {
+        /// The sink's label.
+        sink: String,
+        /// Why it cannot be opened.
+        #[source]
+        source: Box<SinkError>,
+    },
     /// A CSV file could not be written.
     #[error("cannot write CSV to {path}")]
     Csv {
@@ -195,11 +236,18 @@ pub enum SinkError {
 impl SinkError {
     /// Whether retrying later may succeed without anyone changing anything
     /// (server down or overloaded). A spool keeps the data either way.
+    ///
+    /// Permanent failures (a refusal, a host name that does not resolve, a
+    /// redirect, a TLS failure, an answer that is not a write endpoint's)
+    /// need someone to change something; a spool keeps the data and tries
+    /// again only rarely ([`defaults::RETRY_MAX`](crate::defaults::RETRY_MAX)).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Unreachable { .. } | Self::ServerError { .. } | Self::MqttUnreachable { .. }
-        )
+        match self {
+            Self::Unreachable { source, .. } => transport_is_transient(source),
+            Self::ServerError { .. } | Self::MqttUnreachable { .. } => true,
+            Self::Opening { source, .. } => source.is_transient(),
+            _ => false,
+        }
     }
 
     pub(crate) fn io(
@@ -213,4 +261,31 @@ impl SinkError {
             source,
         }
     }
+}
+
+/// Whether a transport failure may heal by itself: refused or reset
+/// connections and timeouts do (the server restarts); a name that does not
+/// exist, a bad URL, redirects and TLS failures do not.
+pub(crate) fn transport_is_transient(e: &ureq::Error) -> bool {
+    use ureq::Error as E;
+    match e {
+        E::Io(io) => !is_unknown_host(io),
+        E::HostNotFound
+        | E::BadUri(_)
+        | E::RedirectFailed
+        | E::TooManyRedirects
+        | E::Tls(_)
+        | E::InvalidProxyUrl
+        | E::RequireHttpsOnly(_)
+        | E::Http(_) => false,
+        _ => true,
+    }
+}
+
+/// A host name the resolver says does not exist, as std reports it (glibc's
+/// "Name or service not known"). "Temporary failure in name resolution"
+/// (no DNS server yet, at boot) stays transient.
+fn is_unknown_host(e: &std::io::Error) -> bool {
+    let text = e.to_string();
+    text.starts_with("failed to lookup address information") && !text.contains("Temporary")
 }

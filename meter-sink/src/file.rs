@@ -70,8 +70,8 @@ impl CsvSink {
 fn time_text(r: &Record) -> String {
     use time::format_description::well_known::Rfc3339;
     let t = r.captured_at.to_offset(time::UtcOffset::UTC);
-    // Whole seconds, like the database.
-    let t = t.replace_nanosecond(0).unwrap_or(t);
+    // Whole milliseconds, like the database.
+    let t = t.replace_millisecond(t.millisecond()).unwrap_or(t);
     t.format(&Rfc3339)
         .unwrap_or_else(|_| r.timestamp_s().to_string())
 }

@@ -1,11 +1,14 @@
 //! InfluxDB over HTTP: the 1.x `/write` API and the 2.x `/api/v2/write` API.
 
-use std::io::Read;
 use std::time::Duration;
 
 use crate::error::SinkError;
+use crate::http::{self, Answer};
 use crate::record::Record;
-use crate::{line, Sink};
+use crate::{defaults, line, Sink};
+
+/// What a write URL that does not answer `204` is not.
+const ENDPOINT: &str = "an InfluxDB write endpoint";
 
 /// Which write API, with its target and credentials.
 #[derive(Clone)]
@@ -65,14 +68,15 @@ impl InfluxBuilder {
             config: InfluxConfig {
                 url: url.trim_end_matches('/').to_owned(),
                 api,
-                timeout: Duration::from_secs(10),
-                batch_size: 5000,
+                timeout: defaults::HTTP_TIMEOUT,
+                batch_size: defaults::BATCH_SIZE,
             },
         }
     }
 
-    /// 1.x user and password (sent as the `u` and `p` query parameters,
-    /// which influxd redacts in its logs). Ignored for 2.x.
+    /// 1.x user and password, sent in a `Basic` authorization header
+    /// (never in the URL, which HTTP clients and proxies log). Ignored for
+    /// 2.x.
     pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         if let Api::V1 { credentials, .. } = &mut self.config.api {
             *credentials = Some((user.into(), password.into()));
@@ -91,13 +95,14 @@ impl InfluxBuilder {
         self
     }
 
-    /// Timeout of one HTTP request, connect to last byte (default 10 s).
+    /// Timeout of one HTTP request, connect to last byte (default
+    /// [`defaults::HTTP_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = timeout;
         self
     }
 
-    /// Lines per HTTP request (default 5000, InfluxDB's recommendation).
+    /// Lines per HTTP request (default [`defaults::BATCH_SIZE`]).
     pub fn batch_size(mut self, lines: usize) -> Self {
         self.config.batch_size = lines;
         self
@@ -110,25 +115,7 @@ impl InfluxBuilder {
             field,
             problem: problem.to_owned(),
         };
-        let uri: ureq::http::Uri = c
-            .url
-            .parse()
-            .map_err(|e| bad("url", &format!("{:?} is not a URL: {e}", c.url)))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err(bad(
-                "url",
-                &format!("{:?} must be http(s)://host[:port]", c.url),
-            ));
-        }
-        if uri.query().is_some() {
-            return Err(bad(
-                "url",
-                &format!(
-                    "{:?} must not have a query; set the database separately",
-                    c.url
-                ),
-            ));
-        }
+        http::check_base_url(&c.url)?;
         match &c.api {
             Api::V1 {
                 database,
@@ -156,17 +143,14 @@ impl InfluxBuilder {
         if c.timeout.is_zero() {
             return Err(bad("timeout", "must be positive"));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(c.timeout))
-            .timeout_connect(Some(c.timeout.min(Duration::from_secs(5))))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = http::agent(c.timeout);
         Ok(InfluxSink { config: c, agent })
     }
 }
 
-/// Writes records to InfluxDB over HTTP, in batches, with second precision.
+/// Writes records to InfluxDB over HTTP, in batches, with millisecond
+/// precision. A batch counts as written only when the server answers `204`
+/// (see [`http`](crate::http)).
 ///
 /// Transient failures (unreachable, 5xx) and refusals (4xx) are returned as
 /// typed errors; wrap the sink in a [`SpoolingSink`](crate::SpoolingSink) to
@@ -220,35 +204,41 @@ impl InfluxSink {
         &self.config.url
     }
 
-    /// Sends one body of line protocol (seconds precision) in one request.
+    /// Sends one body of line protocol (millisecond timestamps) in one
+    /// request; `Ok` only when the server answered `204`.
     pub fn write_lines(&self, body: &[u8]) -> Result<(), SinkError> {
         let url = &self.config.url;
-        let request = match &self.config.api {
+        let (endpoint, request) = match &self.config.api {
             Api::V1 {
                 database,
                 retention_policy,
                 credentials,
             } => {
+                let endpoint = format!("{url}/write");
                 let mut req = self
                     .agent
-                    .post(format!("{url}/write"))
+                    .post(&endpoint)
                     .query("db", database)
-                    .query("precision", "s");
+                    .query("precision", "ms");
                 if let Some(rp) = retention_policy {
                     req = req.query("rp", rp);
                 }
                 if let Some((user, password)) = credentials {
-                    req = req.query("u", user).query("p", password);
+                    req = req.header("Authorization", http::basic_auth(user, password));
                 }
-                req
+                (endpoint, req)
             }
-            Api::V2 { org, bucket, token } => self
-                .agent
-                .post(format!("{url}/api/v2/write"))
-                .query("org", org)
-                .query("bucket", bucket)
-                .query("precision", "s")
-                .header("Authorization", format!("Token {token}")),
+            Api::V2 { org, bucket, token } => {
+                let endpoint = format!("{url}/api/v2/write");
+                let req = self
+                    .agent
+                    .post(&endpoint)
+                    .query("org", org)
+                    .query("bucket", bucket)
+                    .query("precision", "ms")
+                    .header("Authorization", format!("Token {token}"));
+                (endpoint, req)
+            }
         };
         let response = request
             .content_type("text/plain; charset=utf-8")
@@ -257,11 +247,10 @@ impl InfluxSink {
                 url: url.clone(),
                 source: Box::new(e),
             })?;
-        let status = response.status().as_u16();
-        if response.status().is_success() {
-            return Ok(());
-        }
-        let message = error_message(response.into_body());
+        let (status, message) = match http::answer(response, &endpoint, 204, ENDPOINT)? {
+            Answer::Delivered => return Ok(()),
+            Answer::Refused { status, message } => (status, message),
+        };
         let url = url.clone();
         Err(match status {
             // vmauth (the usual auth proxy in front of VictoriaMetrics)
@@ -300,27 +289,6 @@ impl InfluxSink {
             Api::V1 { database, .. } => database.clone(),
             Api::V2 { org, bucket, .. } => format!("{org}/{bucket}"),
         }
-    }
-}
-
-/// The server's explanation: InfluxDB answers `{"error": ".."}` (1.x) or
-/// `{"message": ".."}` (2.x); anything else is shown as text, shortened.
-fn error_message(body: ureq::Body) -> String {
-    let mut text = String::new();
-    // A failure to read the explanation leaves it empty; the status says enough.
-    let _ = body.into_reader().take(4096).read_to_string(&mut text);
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&text) {
-        for key in ["error", "message"] {
-            if let Some(serde_json::Value::String(m)) = map.get(key) {
-                return m.clone();
-            }
-        }
-    }
-    let text = text.trim();
-    if text.is_empty() {
-        "(no message)".to_owned()
-    } else {
-        text.chars().take(300).collect()
     }
 }
 
@@ -389,6 +357,20 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("alice"));
+    }
+
+    #[test]
+    fn an_unknown_host_is_permanent() {
+        // `.invalid` never resolves (RFC 2606).
+        let mut s = InfluxSink::v1("http://no-such-host.invalid:8086", "m")
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let err = s
+            .write(&[crate::record::tests_support::sample()])
+            .unwrap_err();
+        assert!(matches!(err, SinkError::Unreachable { .. }), "{err:?}");
+        assert!(!err.is_transient(), "{err:?}");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The InfluxDB schema, written as line protocol.
 //!
-//! - `meter_reading,meter=<name>[,unit=<unit>] value=..,raw=..[,rate_per_hour=..],confidence_min=..,digit_0=..,digit_1=.. <seconds>`
-//! - `meter_event,meter=<name>,status=unsure|rejected[,unit=<unit>] reason="..."[,raw=..] <seconds>`
-//! - `meter_health,meter=<name> up=1,not_stored_in_a_row=..[,seconds_since_frame=..][,seconds_since_stored=..] <seconds>`
+//! - `meter_reading,meter=<name>[,unit=<unit>] value=..,raw=..[,rate_per_hour=..],confidence_min=..,digit_0=..,digit_1=.. <milliseconds>`
+//! - `meter_event,meter=<name>,status=unsure|rejected[,unit=<unit>] reason="..."[,raw=..] <milliseconds>`
+//! - `meter_health,meter=<name> up=1,not_stored_in_a_row=..[,seconds_since_frame=..][,seconds_since_stored=..] <milliseconds>`
+//!
+//! Timestamps are the capture time in milliseconds (`precision=ms`), so
+//! readings less than a second apart never overwrite each other.
 //!
 //! All numbers are floats (InfluxDB fixes a field's type on first write, so
 //! an integer-looking value must never become an integer field). Digit
@@ -24,13 +27,13 @@ const DIGIT_KEYS: [&str; 16] = [
     "digit_8", "digit_9", "digit_10", "digit_11", "digit_12", "digit_13", "digit_14", "digit_15",
 ];
 
-/// Appends the records' lines (timestamps in seconds, so write with
-/// `precision=s`) to `buf` and returns it. Records are assumed valid
+/// Appends the records' lines (timestamps in milliseconds, so write with
+/// `precision=ms`) to `buf` and returns it. Records are assumed valid
 /// ([`Record::validate`]); the sinks check before encoding.
 pub fn encode(records: &[Record], buf: Vec<u8>) -> Vec<u8> {
     let mut lp = LineProtocolBuilder::new_with(buf);
     for r in records {
-        let ts = r.timestamp_s();
+        let ts = r.timestamp_ms();
         match &r.kind {
             RecordKind::Stored(s) => {
                 let line = lp.measurement(READING_MEASUREMENT).tag("meter", &r.meter);
@@ -129,7 +132,7 @@ mod tests {
         let text = String::from_utf8(encode(&[r], Vec::new())).unwrap();
         assert_eq!(
             text,
-            "meter_reading,meter=house\\ main,unit=kWh value=12345,raw=12345.6,rate_per_hour=0.42,confidence_min=0.9,digit_0=1,digit_1=2.5,digit_2=9.9 1772362807\n"
+            "meter_reading,meter=house\\ main,unit=kWh value=12345,raw=12345.6,rate_per_hour=0.42,confidence_min=0.9,digit_0=1,digit_1=2.5,digit_2=9.9 1772362807000\n"
         );
     }
 
@@ -149,7 +152,7 @@ mod tests {
         let text = String::from_utf8(encode(&[r], Vec::new())).unwrap();
         assert_eq!(
             text,
-            "meter_health,meter=gas up=1,not_stored_in_a_row=3,seconds_since_frame=60 1772362807\n"
+            "meter_health,meter=gas up=1,not_stored_in_a_row=3,seconds_since_frame=60 1772362807000\n"
         );
     }
 
@@ -167,7 +170,7 @@ mod tests {
         let text = String::from_utf8(encode(&[r], Vec::new())).unwrap();
         assert_eq!(
             text,
-            "meter_event,meter=gas,status=rejected reason=\"value \\\"decreased\\\" by 3\" 1772362807\n"
+            "meter_event,meter=gas,status=rejected reason=\"value \\\"decreased\\\" by 3\" 1772362807000\n"
         );
     }
 }

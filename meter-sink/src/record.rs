@@ -17,9 +17,10 @@ pub struct Record {
     pub meter: String,
     /// The meter's unit, e.g. `kWh` (InfluxDB tag `unit`).
     pub unit: Option<String>,
-    /// When the frame was captured. Stored in UTC with second precision:
-    /// two records of one meter within the same second are the same point
-    /// (the later write wins), which is what makes replays idempotent.
+    /// When the frame was captured. Stored in UTC with millisecond
+    /// precision: readings less than a second apart are separate points,
+    /// and a replayed record is the same point (same series and
+    /// timestamp: InfluxDB keeps one), which makes replays idempotent.
     #[serde(with = "utc_rfc3339")]
     pub captured_at: OffsetDateTime,
     /// A stored value or an event.
@@ -212,6 +213,17 @@ impl Record {
     /// Capture time in whole seconds since the Unix epoch (UTC).
     pub fn timestamp_s(&self) -> i64 {
         self.captured_at.unix_timestamp()
+    }
+
+    /// Capture time in whole milliseconds since the Unix epoch (UTC),
+    /// rounded down: the timestamp written to InfluxDB.
+    pub fn timestamp_ms(&self) -> i64 {
+        let ms = self
+            .captured_at
+            .unix_timestamp_nanos()
+            .div_euclid(1_000_000);
+        // An OffsetDateTime spans years -9999..=9999: always fits.
+        i64::try_from(ms).unwrap_or(i64::MAX)
     }
 
     /// Checks what every sink needs: a meter name, tags without control

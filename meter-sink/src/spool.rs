@@ -1,5 +1,5 @@
-//! A durable on-disk spool, and a sink wrapper that uses it while the
-//! database is away.
+//! A durable on-disk spool of readings waiting for a database (the
+//! [`SpoolingSink`](crate::SpoolingSink) delivers from it).
 //!
 //! Layout of the spool directory:
 //! - `spool-<generation>.log`: an 8-byte header `MRSPOOL1`, then records
@@ -28,11 +28,9 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use crate::error::SinkError;
 use crate::record::Record;
-use crate::Sink;
 
 const MAGIC: &[u8; 8] = b"MRSPOOL1";
 const HEADER_LEN: u64 = MAGIC.len() as u64;
@@ -483,6 +481,9 @@ fn open_log(dir: &Path, path: &Path) -> Result<File, SinkError> {
     Ok(log)
 }
 
+/// Tries to take a spool's lock, 10 ms apart, before it is busy.
+const LOCK_ATTEMPTS: u32 = 30;
+
 fn lock_dir(dir: &Path) -> Result<File, SinkError> {
     let path = dir.join("lock");
     let file = OpenOptions::new()
@@ -491,15 +492,23 @@ fn lock_dir(dir: &Path) -> Result<File, SinkError> {
         .write(true)
         .open(&path)
         .map_err(|e| SinkError::io("cannot open", &path, e))?;
+    // A lock taken by a process that just closed the spool can linger for
+    // a moment in a child forked before it closed (until the child's exec
+    // closes it): wait that moment out before calling the spool busy.
     #[cfg(unix)]
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::WOULDBLOCK) => {
-            return Err(SinkError::SpoolBusy {
-                path: dir.to_owned(),
-            })
+    for attempt in 0.. {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::WOULDBLOCK) if attempt < LOCK_ATTEMPTS => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(SinkError::SpoolBusy {
+                    path: dir.to_owned(),
+                })
+            }
+            Err(e) => return Err(SinkError::io("cannot lock", &path, e.into())),
         }
-        Err(e) => return Err(SinkError::io("cannot lock", &path, e.into())),
     }
     Ok(file)
 }
@@ -539,217 +548,4 @@ fn write_ack(dir: &Path, generation: u64, offset: u64) -> Result<(), SinkError> 
         .map_err(|e| SinkError::io("cannot write", &tmp, e))?;
     fs::rename(&tmp, &path).map_err(|e| SinkError::io("cannot replace", &path, e))?;
     sync_dir(dir)
-}
-
-#[derive(Debug, Clone)]
-struct SpoolConfig {
-    dir: PathBuf,
-    max_bytes: u64,
-    retry_min: Duration,
-    retry_max: Duration,
-}
-
-/// Builds a [`SpoolingSink`].
-#[derive(Debug)]
-pub struct SpoolingBuilder<S> {
-    inner: S,
-    config: SpoolConfig,
-}
-
-impl<S: Sink> SpoolingBuilder<S> {
-    /// Largest size of unacknowledged data (default 64 MiB, about 170,000
-    /// readings, 4 months at one a minute). A warning is logged at 80%;
-    /// beyond it new readings are refused with [`SinkError::SpoolFull`].
-    pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.config.max_bytes = bytes;
-        self
-    }
-
-    /// How long to wait before retrying the database after a transient
-    /// failure: doubling from `min` up to `max` (default 1 s .. 60 s).
-    /// [`Sink::flush`] always retries at once.
-    pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.config.retry_min = min;
-        self.config.retry_max = max;
-        self
-    }
-
-    /// Opens the spool (recovering it after a crash).
-    pub fn build(self) -> Result<SpoolingSink<S>, SinkError> {
-        let c = self.config;
-        if c.max_bytes < 4096 {
-            return Err(SinkError::Config {
-                field: "spool max_bytes",
-                problem: format!("{} is too small (at least 4096)", c.max_bytes),
-            });
-        }
-        if c.retry_min > c.retry_max {
-            return Err(SinkError::Config {
-                field: "spool retry_backoff",
-                problem: format!("min {:?} above max {:?}", c.retry_min, c.retry_max),
-            });
-        }
-        let spool = Spool::open(&c.dir, c.max_bytes)?;
-        Ok(SpoolingSink {
-            inner: self.inner,
-            spool,
-            backoff: c.retry_min,
-            retry_at: None,
-            config: c,
-        })
-    }
-}
-
-/// Wraps a sink (usually an [`InfluxSink`](crate::InfluxSink)) so that no
-/// reading is lost while it fails.
-///
-/// [`write`](Sink::write) returns `Ok` only once the records are stored by
-/// the inner sink or durably spooled:
-/// - spool empty: the records go straight to the inner sink; if it fails,
-///   they are spooled;
-/// - otherwise they are appended behind the spooled ones and the spool is
-///   drained, oldest first, in batches; a batch leaves the spool only after
-///   the inner sink acknowledged it.
-///
-/// Transient failures (unreachable, 5xx) are logged and retried later
-/// (with backoff); refusals (4xx: credentials, unknown database, bad line)
-/// are returned as errors, with the data kept in the spool. A crash between
-/// a write and its acknowledgement replays the batch, which InfluxDB
-/// overwrites (same series and timestamp), so nothing is doubled.
-#[derive(Debug)]
-pub struct SpoolingSink<S> {
-    inner: S,
-    spool: Spool,
-    config: SpoolConfig,
-    backoff: Duration,
-    retry_at: Option<Instant>,
-}
-
-impl<S: Sink> SpoolingSink<S> {
-    /// A spool in `dir` in front of `inner`.
-    pub fn builder(inner: S, dir: impl Into<PathBuf>) -> SpoolingBuilder<S> {
-        SpoolingBuilder {
-            inner,
-            config: SpoolConfig {
-                dir: dir.into(),
-                max_bytes: 64 << 20,
-                retry_min: Duration::from_secs(1),
-                retry_max: Duration::from_secs(60),
-            },
-        }
-    }
-
-    /// The spool (pending counts).
-    pub fn spool(&self) -> &Spool {
-        &self.spool
-    }
-
-    /// The wrapped sink.
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
-    /// Sends spooled records, oldest first, until the spool is empty or the
-    /// inner sink fails (that error is returned).
-    pub fn drain(&mut self) -> Result<(), SinkError> {
-        let batch = self.inner.batch_size().max(1);
-        while !self.spool.is_empty() {
-            let (records, next) = self.spool.peek(batch)?;
-            match self.inner.write(&records) {
-                Ok(()) => self.spool.ack(next, records.len())?,
-                Err(e) => {
-                    self.failed(&e);
-                    return Err(e);
-                }
-            }
-        }
-        self.backoff = self.config.retry_min;
-        self.retry_at = None;
-        Ok(())
-    }
-
-    fn failed(&mut self, e: &SinkError) {
-        if e.is_transient() {
-            self.retry_at = Some(Instant::now() + self.backoff);
-            self.backoff = (self.backoff * 2).min(self.config.retry_max);
-        }
-    }
-
-    /// Drains unless a transient failure is recent; transient failures are
-    /// logged, not returned (the data is safe in the spool).
-    fn try_drain(&mut self) -> Result<(), SinkError> {
-        if self.retry_at.is_some_and(|t| Instant::now() < t) {
-            return Ok(());
-        }
-        match self.drain() {
-            Err(e) if e.is_transient() => {
-                log::warn!(
-                    "{:#}; {} readings kept in spool {}, retrying in {:?}",
-                    ErrorChain(&e),
-                    self.spool.pending_records(),
-                    self.spool.dir().display(),
-                    self.backoff
-                );
-                Ok(())
-            }
-            other => other,
-        }
-    }
-}
-
-/// Formats an error with its sources, for log lines.
-pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
-    }
-}
-
-impl<S: Sink> Sink for SpoolingSink<S> {
-    fn write(&mut self, records: &[Record]) -> Result<(), SinkError> {
-        // Invalid records would block the spool forever: refuse them now.
-        records.iter().try_for_each(Record::validate)?;
-        if records.is_empty() {
-            return Ok(());
-        }
-        if self.spool.is_empty() && self.retry_at.is_none_or(|t| Instant::now() >= t) {
-            match self.inner.write(records) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    self.failed(&e);
-                    self.spool.append(records)?;
-                    if !e.is_transient() {
-                        return Err(e);
-                    }
-                    log::warn!(
-                        "{:#}; {} readings kept in spool {}",
-                        ErrorChain(&e),
-                        self.spool.pending_records(),
-                        self.spool.dir().display()
-                    );
-                    return Ok(());
-                }
-            }
-        }
-        self.spool.append(records)?;
-        self.try_drain()
-    }
-
-    /// Sends everything spooled now (ignoring the backoff); returns the
-    /// inner sink's error if it still fails.
-    fn flush(&mut self) -> Result<(), SinkError> {
-        self.drain()?;
-        self.inner.flush()
-    }
-
-    fn batch_size(&self) -> usize {
-        self.inner.batch_size()
-    }
 }

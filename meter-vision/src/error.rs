@@ -47,8 +47,8 @@ pub enum JpegDefect {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VisionError {
-    /// A file or stream could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file, folder or stream could not be read.
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file concerned (`-` for stdin).
         path: PathBuf,
@@ -76,7 +76,7 @@ pub enum VisionError {
         message: String,
     },
     /// An HTTP request failed after all retries.
-    #[error("{url}: {message} (after {attempts} attempt(s))")]
+    #[error("{url}: {message}{}", after(*attempts))]
     Http {
         /// The URL requested.
         url: String,
@@ -85,8 +85,24 @@ pub enum VisionError {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// The caller's [`StopSignal`](crate::source::StopSignal) fired (a stop,
+    /// or its deadline) while a request was in flight or waiting for a
+    /// retry; the request was abandoned.
+    #[error("{url}: abandoned, the reading was stopped")]
+    Stopped {
+        /// The URL requested.
+        url: String,
+    },
+    /// A frame source description is unusable.
+    #[error("source {spec:?}: {reason}")]
+    InvalidSource {
+        /// The source as given.
+        spec: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The camera answered with an HTTP error status.
-    #[error("{url}: HTTP status {status} (after {attempts} attempt(s))")]
+    #[error("{url}: HTTP status {status}{}", after(*attempts))]
     HttpStatus {
         /// The URL requested.
         url: String,
@@ -183,4 +199,13 @@ pub enum VisionError {
         /// Frame height.
         height: u32,
     },
+}
+
+/// ` (after 3 attempts)`, or nothing for a single attempt.
+fn after(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
 }

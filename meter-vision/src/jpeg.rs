@@ -19,8 +19,19 @@ pub struct JpegInfo {
 }
 
 /// Rows at the bottom that must be flat grey before a frame counts as
-/// truncated: fewer could be a legitimately uniform strip.
+/// truncated, at least: fewer could be a legitimately uniform strip.
 const MIN_GREY_ROWS: u32 = 8;
+
+/// ... and at least this share of the frame's height (1/60: 8 rows of a
+/// 480-row VGA frame, 100 of a 6000-row photo, where 8 uniform rows are a
+/// sliver of wall, not a lost transfer).
+const GREY_ROWS_PER_HEIGHT: u32 = 60;
+
+/// Rows of flat grey at the bottom (or top) that make a frame of `height`
+/// rows count as truncated.
+pub fn min_grey_rows(height: u32) -> u32 {
+    MIN_GREY_ROWS.max(height / GREY_ROWS_PER_HEIGHT)
+}
 
 /// Rows of border (black edge of a rotated frame) allowed before the band.
 const BORDER_ROWS: usize = 3;
@@ -93,7 +104,7 @@ pub fn check_grey_bottom(image: &RgbImage) -> Result<(), JpegDefect> {
     let bottom = band(&mut (0..h).rev());
     let top = band(&mut (0..h));
     let rows = bottom.max(top);
-    if rows >= MIN_GREY_ROWS {
+    if rows >= min_grey_rows(h) {
         Err(JpegDefect::GreyBottom { rows, height: h })
     } else {
         Ok(())
@@ -120,37 +131,57 @@ fn row_is_flat_grey(image: &RgbImage, y: u32, w: u32) -> bool {
     flat * 100 >= w * 97
 }
 
-/// Validates and decodes a JPEG frame; `origin` names it in errors.
+/// Validates and decodes a JPEG frame; `origin` names it in errors. The
+/// picture is turned upright as its EXIF orientation says (a phone photo or
+/// a re-saved frame), after the checks, which concern the stored pixels.
 ///
 /// The result is never a truncated frame: missing end marker, decoder errors
 /// and grey bottoms are all [`VisionError::CorruptJpeg`].
 pub fn decode_jpeg(bytes: &[u8], origin: &str) -> Result<RgbImage, VisionError> {
+    use image::{ImageDecoder, ImageReader};
+
     let corrupt = |defect| VisionError::CorruptJpeg {
         origin: origin.to_string(),
         defect,
         kept: None,
     };
+    let undecodable = |e: image::ImageError| {
+        corrupt(JpegDefect::Undecodable {
+            message: e.to_string(),
+        })
+    };
     let info = validate_jpeg(bytes).map_err(corrupt)?;
-    let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
-        .map_err(|e| {
-            corrupt(JpegDefect::Undecodable {
-                message: e.to_string(),
-            })
-        })?
-        .to_rgb8();
-    if image.dimensions() != (info.width, info.height) {
+    let mut decoder =
+        ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Jpeg)
+            .into_decoder()
+            .map_err(undecodable)?;
+    // A damaged EXIF block is no reason to refuse the pixels.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    // As `ImageReader::decode` does: the default allocation limit holds.
+    image::Limits::default()
+        .reserve(decoder.total_bytes())
+        .map_err(undecodable)?;
+    let pixels = image::DynamicImage::from_decoder(decoder)
+        .map_err(undecodable)?
+        .into_rgb8();
+    let (w, h) = pixels.dimensions();
+    if (w, h) != (info.width, info.height) {
         return Err(corrupt(JpegDefect::Undecodable {
             message: format!(
-                "header says {}x{}, decoded {}x{}",
-                info.width,
-                info.height,
-                image.width(),
-                image.height()
+                "header says {}x{}, decoded {w}x{h}",
+                info.width, info.height
             ),
         }));
     }
-    check_grey_bottom(&image).map_err(corrupt)?;
-    Ok(image)
+    check_grey_bottom(&pixels).map_err(corrupt)?;
+    if orientation == image::metadata::Orientation::NoTransforms {
+        return Ok(pixels);
+    }
+    let mut turned = image::DynamicImage::ImageRgb8(pixels);
+    turned.apply_orientation(orientation);
+    Ok(turned.into_rgb8())
 }
 
 #[cfg(test)]
@@ -226,6 +257,80 @@ mod tests {
             let cut = cut % (bytes.len() - 1);
             proptest::prop_assert!(decode_jpeg(&bytes[..cut], "p").is_err());
         }
+    }
+
+    /// A big-endian TIFF block with one IFD entry: Orientation = `o`.
+    fn exif_orientation(o: u16) -> Vec<u8> {
+        let mut v = b"MM\0\x2a\0\0\0\x08".to_vec();
+        v.extend_from_slice(&1u16.to_be_bytes()); // entries
+        v.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+        v.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+        v.extend_from_slice(&1u32.to_be_bytes()); // count
+        v.extend_from_slice(&o.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // padding, no next IFD
+        v
+    }
+
+    /// Issue 17: an EXIF-rotated photo was refused instead of turned.
+    #[test]
+    fn exif_orientation_is_honoured() {
+        use image::ImageEncoder;
+        // Upright: red left half, blue right half.
+        let upright = RgbImage::from_fn(64, 48, |x, _| {
+            if x < 32 {
+                Rgb([220, 20, 20])
+            } else {
+                Rgb([20, 20, 220])
+            }
+        });
+        // Stored turned a quarter counter-clockwise, with orientation 6
+        // ("turn 90 degrees clockwise to show"), as a phone held upright saves it.
+        let stored = image::imageops::rotate270(&upright);
+        let mut bytes = Vec::new();
+        let mut encoder = JpegEncoder::new_with_quality(&mut bytes, 95);
+        encoder.set_exif_metadata(exif_orientation(6)).unwrap();
+        encoder
+            .write_image(stored.as_raw(), 48, 64, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let shown = decode_jpeg(&bytes, "t").unwrap();
+        assert_eq!(shown.dimensions(), (64, 48));
+        let red = shown.get_pixel(5, 24).0;
+        let blue = shown.get_pixel(58, 24).0;
+        assert!(red[0] > 150 && red[2] < 100, "{red:?}");
+        assert!(blue[2] > 150 && blue[0] < 100, "{blue:?}");
+    }
+
+    /// Issue 17: the grey-band test counted 8 rows whatever the height, and
+    /// a clean 8000x6000 frame was refused as truncated.
+    #[test]
+    fn a_large_clean_frame_with_a_uniform_strip_is_not_truncated() {
+        let (w, h) = (8000, 6000);
+        // A 640x480 frame with 5 uniform rows at the bottom (fine there),
+        // at 12.5 times the size: 62 rows.
+        let strip = h - 62;
+        let mut img = RgbImage::from_fn(w, h, |x, y| {
+            if y >= strip {
+                Rgb([128, 128, 128])
+            } else {
+                Rgb([(x / 13 % 256) as u8, (y / 11 % 256) as u8, 60])
+            }
+        });
+        assert_eq!(
+            decode_jpeg(&jpeg_of(&img), "big").unwrap().dimensions(),
+            (w, h)
+        );
+        // A truncated one of that size (a quarter lost) is still refused.
+        for y in h * 3 / 4..h {
+            for x in 0..w {
+                img.put_pixel(x, y, Rgb([128, 128, 128]));
+            }
+        }
+        assert!(matches!(
+            check_grey_bottom(&img),
+            Err(JpegDefect::GreyBottom { rows: 1500, .. })
+        ));
+        assert_eq!(min_grey_rows(480), 8);
+        assert_eq!(min_grey_rows(6000), 100);
     }
 
     #[test]

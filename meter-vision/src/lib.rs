@@ -58,5 +58,6 @@ pub use pipeline::{CounterWindow, MarkSpec, MeterGeometry, Pipeline, PipelineBui
 pub use regions::{aligned_frame, extract_digits, split_window, Regions};
 pub use sample::{sample_rect, Resample};
 pub use source::{
-    FileSource, FolderOrder, FolderSource, Frame, FrameSource, HttpCamera, StdinSource,
+    newest_jpeg, FileSource, FolderOrder, FolderSource, Frame, FrameSource, HttpCamera,
+    SourceOptions, SourceSpec, StdinSource, StopSignal,
 };

@@ -1,9 +1,11 @@
 //! Where frames come from: the camera over HTTP, a file, a folder, stdin,
-//! all behind [`FrameSource`].
+//! all behind [`FrameSource`]; [`SourceSpec`] is a meter's `source` key and
+//! opens the right one.
 //!
 //! Every source checks each JPEG ([`decode_jpeg`]) before handing it out; a
-//! bad one is copied into the caller's `rejected/` folder (when given) and
-//! reported as [`VisionError::CorruptJpeg`], never returned as a frame.
+//! bad one is copied into the caller's `rejected/` folder (when given; at
+//! most [`defaults::REJECTED_CAP`] files, the oldest dropped) and reported
+//! as [`VisionError::CorruptJpeg`], never returned as a frame.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,9 +16,14 @@ use image::RgbImage;
 use crate::error::VisionError;
 use crate::jpeg::decode_jpeg;
 
+pub mod defaults;
 mod http;
+mod spec;
+mod stop;
 
 pub use http::{FlashMode, HttpCamera, HttpCameraBuilder};
+pub use spec::{SourceOptions, SourceSpec};
+pub use stop::StopSignal;
 
 /// One checked, decoded camera frame.
 #[derive(Debug, Clone)]
@@ -67,13 +74,17 @@ pub fn check_frame(
 }
 
 /// Writes a rejected frame into `dir` under a unique name derived from the
-/// time and its origin. Failure to keep it is logged, not fatal: the frame
-/// is bad anyway and the error still reports it.
+/// time and its origin, first removing the oldest ones beyond
+/// [`defaults::REJECTED_CAP`] (a camera that cuts every frame must not
+/// fill the disk; the newest frames tell what is wrong now). Failure to
+/// keep it is logged, not fatal: the frame is bad anyway and the error
+/// still reports it.
 pub fn keep_rejected(dir: &Path, origin: &str, bytes: &[u8]) -> Option<PathBuf> {
     if let Err(e) = std::fs::create_dir_all(dir) {
         log::warn!("cannot create rejected folder {}: {e}", dir.display());
         return None;
     }
+    make_room(dir, defaults::REJECTED_CAP);
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -125,6 +136,28 @@ pub fn keep_rejected(dir: &Path, origin: &str, bytes: &[u8]) -> Option<PathBuf> 
     None
 }
 
+/// Removes the oldest `.jpg` files of `dir` (names start with the time in
+/// milliseconds, so name order is age order) until fewer than `cap` remain.
+fn make_room(dir: &Path, cap: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut kept: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
+        .collect();
+    // Room for the one about to be written.
+    let Some(excess) = (kept.len() + 1).checked_sub(cap).filter(|&n| n > 0) else {
+        return;
+    };
+    kept.sort();
+    for old in kept.iter().take(excess) {
+        if let Err(e) = std::fs::remove_file(old) {
+            log::warn!("cannot remove old rejected frame {}: {e}", old.display());
+        }
+    }
+}
+
 fn read_file(path: &Path) -> Result<(Vec<u8>, SystemTime), VisionError> {
     let io = |source| VisionError::Io {
         path: path.to_path_buf(),
@@ -137,21 +170,32 @@ fn read_file(path: &Path) -> Result<(Vec<u8>, SystemTime), VisionError> {
     Ok((bytes, time))
 }
 
-/// One JPEG file, once.
+/// One JPEG file: once, or read afresh on every call.
 #[derive(Debug, Clone)]
 pub struct FileSource {
     path: PathBuf,
     rejected: Option<PathBuf>,
+    repeat: bool,
     done: bool,
 }
 
 impl FileSource {
-    /// Reads `path`; bad frames are copied into `rejected` when given.
+    /// Reads `path` once; bad frames are copied into `rejected` when given.
     pub fn new(path: impl Into<PathBuf>, rejected: Option<PathBuf>) -> Self {
         Self {
             path: path.into(),
             rejected,
+            repeat: false,
             done: false,
+        }
+    }
+
+    /// Reads `path` afresh on every call, never used up (a camera that
+    /// overwrites one file).
+    pub fn repeating(path: impl Into<PathBuf>, rejected: Option<PathBuf>) -> Self {
+        Self {
+            repeat: true,
+            ..Self::new(path, rejected)
         }
     }
 }
@@ -161,7 +205,7 @@ impl FrameSource for FileSource {
         if self.done {
             return Ok(None);
         }
-        self.done = true;
+        self.done = !self.repeat;
         let (bytes, time) = read_file(&self.path)?;
         check_frame(
             bytes,
@@ -197,24 +241,7 @@ impl FolderSource {
         order: FolderOrder,
         rejected: Option<PathBuf>,
     ) -> Result<Self, VisionError> {
-        let io = |source| VisionError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io)? {
-            let path = entry.map_err(io)?.path();
-            let is_jpeg = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
-            if is_jpeg && path.is_file() {
-                let mtime = std::fs::metadata(&path)
-                    .and_then(|m| m.modified())
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
-                files.push((mtime, path));
-            }
-        }
+        let mut files = list_jpegs(dir)?;
         match order {
             FolderOrder::Name => files.sort_by(|a, b| a.1.cmp(&b.1)),
             FolderOrder::ModifiedTime => files.sort(),
@@ -251,6 +278,43 @@ impl FrameSource for FolderSource {
     }
 }
 
+/// The `.jpg`/`.jpeg` files of `dir` (not recursive) with their
+/// modification times.
+fn list_jpegs(dir: &Path) -> Result<Vec<(SystemTime, PathBuf)>, VisionError> {
+    let io = |source| VisionError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let is_jpeg = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+        if is_jpeg && path.is_file() {
+            let mtime = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            files.push((mtime, path));
+        }
+    }
+    Ok(files)
+}
+
+/// The most recently modified `.jpg`/`.jpeg` file of `dir` (the last by
+/// name among equals): a camera that uploads into a folder, read once.
+pub fn newest_jpeg(dir: &Path) -> Result<PathBuf, VisionError> {
+    list_jpegs(dir)?
+        .into_iter()
+        .max()
+        .map(|(_, path)| path)
+        .ok_or_else(|| VisionError::InvalidSource {
+            spec: dir.display().to_string(),
+            reason: "no .jpg frame in this folder".into(),
+        })
+}
+
 /// One JPEG read to the end of a stream (stdin by default), once.
 #[derive(Debug)]
 pub struct StdinSource<R = std::io::Stdin> {
@@ -273,7 +337,7 @@ impl<R: Read> StdinSource<R> {
         Self {
             reader,
             rejected,
-            max_bytes: 16 << 20,
+            max_bytes: defaults::STDIN_MAX_BYTES,
             done: false,
         }
     }

@@ -76,7 +76,7 @@ struct Args {
     #[arg(long)]
     upside_down: bool,
     /// Faults for the first captures, in order: KIND or KIND:COUNT with
-    /// KIND one of truncate, slow, error500, timeout. Repeatable.
+    /// KIND one of truncate, slow, error500, timeout, drip. Repeatable.
     #[arg(long, value_name = "KIND[:COUNT]")]
     fault: Vec<String>,
     /// A standing fault: every N-th capture fails as KIND (e.g. 10:truncate).
@@ -104,7 +104,7 @@ fn parse_fault(text: &str) -> anyhow::Result<(FaultSpec, u32)> {
         None => (text, 1),
     };
     let kind = FaultKind::from_name(kind).with_context(|| {
-        format!("--fault {text}: unknown kind {kind:?} (truncate, slow, error500, timeout)")
+        format!("--fault {text}: unknown kind {kind:?} (truncate, slow, error500, timeout, drip)")
     })?;
     Ok((kind.into(), count))
 }
@@ -127,7 +127,7 @@ fn run() -> anyhow::Result<()> {
                     format!("--fault-every {text}: N must be a positive integer")
                 })?;
             let kind = FaultKind::from_name(kind).with_context(|| {
-                format!("--fault-every {text}: unknown kind {kind:?} (truncate, slow, error500, timeout)")
+                format!("--fault-every {text}: unknown kind {kind:?} (truncate, slow, error500, timeout, drip)")
             })?;
             Some((n, kind))
         }

@@ -246,6 +246,10 @@ pub enum FaultKind {
     /// The request is accepted and never answered; after the hold time the
     /// response is abandoned without a byte written.
     Timeout,
+    /// The answer's head at once, then the body one byte per delay
+    /// (default one second): a client's whole-request timeout, not its
+    /// per-read timeout, is what ends it.
+    Drip,
 }
 
 impl FaultKind {
@@ -256,14 +260,21 @@ impl FaultKind {
             Self::Slow => "slow",
             Self::Error500 => "error500",
             Self::Timeout => "timeout",
+            Self::Drip => "drip",
         }
     }
 
     /// From a `/fault?kind=` name.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Truncate, Self::Slow, Self::Error500, Self::Timeout]
-            .into_iter()
-            .find(|k| k.name() == name)
+        [
+            Self::Truncate,
+            Self::Slow,
+            Self::Error500,
+            Self::Timeout,
+            Self::Drip,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
     }
 }
 
@@ -272,8 +283,8 @@ impl FaultKind {
 pub struct FaultSpec {
     /// What goes wrong.
     pub kind: FaultKind,
-    /// Delay (`slow`) or hold time (`timeout`); `None` uses the
-    /// configuration's default.
+    /// Delay (`slow`), hold time (`timeout`) or time per byte (`drip`);
+    /// `None` uses the configuration's default (one second for `drip`).
     pub delay: Option<Duration>,
 }
 

@@ -394,7 +394,7 @@ fn fault(shared: &Shared, pairs: &Query) -> Response<Cursor<Vec<u8>>> {
     let Some(kind) = FaultKind::from_name(kind) else {
         return text(
             400,
-            format!("unknown fault kind {kind:?}: expected truncate, slow, error500, timeout or clear\n"),
+            format!("unknown fault kind {kind:?}: expected truncate, slow, error500, timeout, drip or clear\n"),
         );
     };
     let count = match pairs.get("count").map(str::parse::<u32>) {
@@ -572,6 +572,17 @@ fn capture(shared: &Shared, req: Request) {
     {
         headers.push((HEADER_FILE, file));
     }
+    if let Some(FaultSpec {
+        kind: FaultKind::Drip,
+        delay,
+    }) = fault
+    {
+        let every = delay.unwrap_or(Duration::from_secs(1));
+        if let Err(e) = respond_dripping(shared, req, &headers, &body, every) {
+            log::debug!("frame {seq}: client went away: {e}");
+        }
+        return;
+    }
     // Counted before sending, so a client that has the frame sees the count.
     if !matches!(fault.map(|f| f.kind), Some(FaultKind::Truncate)) {
         shared.frames_served.fetch_add(1, Ordering::Relaxed);
@@ -580,6 +591,50 @@ fn capture(shared: &Shared, req: Request) {
     if let Err(e) = respond_in_one_write(req, &headers, &body, head_only) {
         log::debug!("frame {seq}: client went away: {e}");
     }
+}
+
+/// The `drip` fault: the head at once, then one byte of the body per
+/// `every`, until the body is out, the client gives up or the server stops.
+fn respond_dripping(
+    shared: &Shared,
+    req: Request,
+    headers: &[(&str, String)],
+    body: &[u8],
+    every: Duration,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let head = response_head(&req, headers, body.len());
+    let mut w = req.into_writer();
+    w.write_all(&head)?;
+    w.flush()?;
+    for byte in body {
+        if !shared.sleep(every) {
+            return Ok(());
+        }
+        w.write_all(std::slice::from_ref(byte))?;
+        w.flush()?;
+    }
+    Ok(())
+}
+
+/// Status line and headers of a `200` with a `Content-Length`.
+fn response_head(req: &Request, headers: &[(&str, String)], body_len: usize) -> Vec<u8> {
+    let close = req
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close"))
+        || req.http_version() == &tiny_http::HTTPVersion(1, 0);
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: meter-camsim\r\n");
+    for (k, v) in headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// Writes a `200` with a `Content-Length` (never chunked, as the firmware)
@@ -593,21 +648,7 @@ fn respond_in_one_write(
     head_only: bool,
 ) -> std::io::Result<()> {
     use std::io::Write;
-    let close = req
-        .headers()
-        .iter()
-        .any(|h| h.field.equiv("Connection") && h.value.as_str().eq_ignore_ascii_case("close"))
-        || req.http_version() == &tiny_http::HTTPVersion(1, 0);
-    let mut out = Vec::with_capacity(body.len() + 1024);
-    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: meter-camsim\r\n");
-    for (k, v) in headers {
-        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-    }
-    out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
-    if close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
+    let mut out = response_head(&req, headers, body.len());
     if !head_only {
         out.extend_from_slice(body);
     }

@@ -157,3 +157,49 @@ fn standing_fault_hits_every_nth_capture_and_queued_faults_come_first() {
     assert!(!got.body.ends_with(&[0xFF, 0xD9]));
     assert_eq!(get(&sim.capture_url()).status, 500); // seq 8: standing
 }
+
+#[test]
+fn drip_sends_the_head_at_once_then_the_jpeg_a_byte_at_a_time() {
+    use std::io::{Read, Write};
+    let sim = start(SyntheticConfig::default());
+    sim.inject(
+        FaultSpec {
+            kind: FaultKind::Drip,
+            delay: Some(Duration::from_millis(5)),
+        },
+        1,
+    );
+    let addr = sim.url().trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /capture HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(length > 1000, "the whole frame is announced: {head}");
+    let mut start = [0u8; 3];
+    stream.read_exact(&mut start).unwrap();
+    assert_eq!(start, [0xFF, 0xD8, 0xFF], "a JPEG, dripping");
+    // Stopping ends the drip (the rest never comes).
+    sim.stop();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(rest.len() < length - 3, "{} of {length}", rest.len());
+}

@@ -477,15 +477,17 @@ impl<H: Hooks> Worker<H> {
             (Some(LinkError::Lost(_)), LinkError::Lost(_))
         );
         match &error {
-            // One error line per change, not one per retry.
-            LinkError::Refused(reason) if !same_kind => log::error!(
+            // One line per change, not one per retry; at info, since the
+            // spool's delivery reports the refusal as the error it is for
+            // the readings waiting.
+            LinkError::Refused(reason) if !same_kind => log::info!(
                 "MQTT broker at {url} refused the connection: {reason}; retrying every {:?}",
                 RECONNECT.1
             ),
             LinkError::Lost(e) if was != Phase::Down || !same_kind => {
                 log::warn!(
                     "MQTT broker at {url}: {}; reconnecting",
-                    crate::spool::ErrorChain(&**e)
+                    crate::spooling::ErrorChain(&**e)
                 )
             }
             _ => log::debug!("MQTT broker at {url}: still unavailable"),

@@ -49,7 +49,7 @@ use self::link::{Link, Out, Starter};
 use self::state::Memory;
 use crate::error::SinkError;
 use crate::record::{Record, RecordKind};
-use crate::spool::SpoolingSink;
+use crate::spooling::SpoolingSink;
 use crate::Sink;
 
 /// How long a write waits for a connection being made before the readings
@@ -155,7 +155,7 @@ pub fn open(
     spec: &MqttSpec,
     spool_dir: impl Into<PathBuf>,
     meters: &[MeterInfo],
-) -> Result<(SpoolingSink<MqttSink>, MqttHandle), SinkError> {
+) -> Result<(SpoolingSink, MqttHandle), SinkError> {
     let dir = spool_dir.into();
     let sink = MqttSink::new(spec, &dir, meters)?;
     let handle = sink.handle();

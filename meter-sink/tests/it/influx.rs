@@ -117,7 +117,9 @@ fn v1_missing_database_is_a_clear_error_and_data_is_kept() {
     let records: Vec<_> = (0..5)
         .map(|i| reading("house", WEEK_START + i * 60, 10.0 + i as f64))
         .collect();
-    let err = sink.write(&records).unwrap_err();
+    // Accepted (spooled) at once; the refusal comes from the delivery.
+    sink.write(&records).unwrap();
+    let err = sink.flush().unwrap_err();
     match &err {
         SinkError::DatabaseNotFound {
             target, message, ..
@@ -128,25 +130,31 @@ fn v1_missing_database_is_a_clear_error_and_data_is_kept() {
         other => panic!("expected DatabaseNotFound, got {other:?}"),
     }
     assert!(err.to_string().contains("nosuchdb"), "{err}");
-    assert_eq!(sink.spool().pending_records(), 5);
-    // Still refused (and kept) on the next write.
+    assert!(!err.is_transient());
+    assert_eq!(sink.status().pending_records, 5);
+    let failing = sink.status().last_error.unwrap();
+    assert!(failing.contains("nosuchdb"), "{failing}");
+    // Still refused (and kept) on the next flush.
+    sink.write(&[reading("house", WEEK_START + 600, 20.0)])
+        .unwrap();
     assert!(matches!(
-        sink.write(&[reading("house", WEEK_START + 600, 20.0)]),
+        sink.flush(),
         Err(SinkError::DatabaseNotFound { .. })
     ));
-    assert_eq!(sink.spool().pending_records(), 6);
+    assert_eq!(sink.status().pending_records, 6);
     drop(sink);
 
     server.create_database("nosuchdb");
     let influx = InfluxSink::v1(&server.url(), "nosuchdb").build().unwrap();
     let mut sink = SpoolingSink::builder(influx, spool.path()).build().unwrap();
+    let status = sink.status();
     assert_eq!(
-        sink.spool().pending_records(),
+        status.pending_records as u64 + status.delivered,
         6,
         "spool survives a restart"
     );
     sink.flush().unwrap();
-    assert!(sink.spool().is_empty());
+    assert_eq!(sink.status().pending_records, 0);
     let (_, rows) = server.rows("nosuchdb", "SELECT count(value) FROM meter_reading");
     assert_eq!(rows[0][1], json!(6));
 }
@@ -169,7 +177,8 @@ fn v1_wrong_password_is_a_clear_error_and_data_is_kept() {
         .build()
         .unwrap();
     let mut sink = SpoolingSink::builder(influx, spool.path()).build().unwrap();
-    let err = sink.write(&records).unwrap_err();
+    sink.write(&records).unwrap();
+    let err = sink.flush().unwrap_err();
     assert!(
         matches!(err, SinkError::Unauthorized { status: 401, .. }),
         "{err:?}"
@@ -183,7 +192,7 @@ fn v1_wrong_password_is_a_clear_error_and_data_is_kept() {
         !text.contains("wrong"),
         "the password must not be shown: {text}"
     );
-    assert_eq!(sink.spool().pending_records(), 3);
+    assert_eq!(sink.status().pending_records, 3);
     drop(sink);
 
     // No credentials at all: the same clear error.
@@ -216,7 +225,7 @@ fn v1_bad_line_names_the_conflict_and_data_is_kept() {
         .write_lines(
             format!(
                 "meter_reading,meter=house value=\"12\" {}\n",
-                WEEK_START + 30
+                (WEEK_START + 30) * 1000
             )
             .as_bytes(),
         )
@@ -228,16 +237,15 @@ fn v1_bad_line_names_the_conflict_and_data_is_kept() {
     )
     .build()
     .unwrap();
-    let err = sink
-        .write(&[reading("house", WEEK_START, 13.0)])
-        .unwrap_err();
+    sink.write(&[reading("house", WEEK_START, 13.0)]).unwrap();
+    let err = sink.flush().unwrap_err();
     match &err {
         SinkError::BadLine { message, .. } => {
             assert!(message.contains("field type conflict"), "{message}")
         }
         other => panic!("expected BadLine, got {other:?}"),
     }
-    assert_eq!(sink.spool().pending_records(), 1);
+    assert_eq!(sink.status().pending_records, 1);
 }
 
 #[test]
@@ -281,10 +289,11 @@ fn v2_bad_token_is_a_clear_error_and_data_is_kept() {
         .build()
         .unwrap();
     let mut sink = SpoolingSink::builder(bad, spool.path()).build().unwrap();
-    let err = sink.write(&records).unwrap_err();
+    sink.write(&records).unwrap();
+    let err = sink.flush().unwrap_err();
     assert!(matches!(err, SinkError::Unauthorized { .. }), "{err:?}");
     assert!(err.to_string().contains("token"), "{err}");
-    assert_eq!(sink.spool().pending_records(), 4);
+    assert_eq!(sink.status().pending_records, 4);
     drop(sink);
 
     let good = InfluxSink::v2(&vm.auth_url(), "home", "meters", "good-token")
@@ -327,7 +336,7 @@ fn v1_server_error_is_transient_and_spooled_until_the_server_recovers() {
     .unwrap();
     sink.write(&records)
         .expect("a 5xx is not the caller's problem: spooled");
-    assert_eq!(sink.spool().pending_records(), 3);
+    assert_eq!(sink.status().pending_records, 3);
     assert!(
         sink.flush().is_err(),
         "flush reports that the data is not delivered yet"

@@ -1,8 +1,10 @@
 //! meter-sink integration tests, against real servers (see [`server`]).
 
+mod fake;
 mod faults;
 mod files;
 mod grafana;
+mod hardening;
 mod influx;
 mod mosquitto;
 mod mqtt;

@@ -300,10 +300,15 @@ bind-address = "127.0.0.1:{rpc}"
     /// Runs an InfluxQL statement (as admin when auth is on); panics on an
     /// error answer. Returns the JSON result.
     pub fn query(&self, db: Option<&str>, q: &str) -> Value {
+        self.query_epoch(db, q, "s")
+    }
+
+    /// [`query`](Self::query) with times in `epoch` units (`s`, `ms`).
+    pub fn query_epoch(&self, db: Option<&str>, q: &str, epoch: &str) -> Value {
         let mut req = agent()
             .post(format!("{}/query", self.url()))
             .query("q", q)
-            .query("epoch", "s");
+            .query("epoch", epoch);
         if let Some(db) = db {
             req = req.query("db", db);
         }

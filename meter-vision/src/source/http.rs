@@ -8,11 +8,12 @@
 //!   `quality`, `brightness`, `led_intensity`, ...).
 
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use ureq::Agent;
 
-use super::{check_frame, keep_rejected, Frame, FrameSource};
+use super::{check_frame, defaults, keep_rejected, Frame, FrameSource, StopSignal};
 use crate::error::VisionError;
 
 /// What the client does about the flash LED.
@@ -38,32 +39,35 @@ pub struct HttpCameraBuilder {
     max_body: u64,
     flash: FlashMode,
     rejected: Option<PathBuf>,
+    stop: StopSignal,
 }
 
 impl HttpCameraBuilder {
-    /// Time allowed to open the connection (default 3 s).
+    /// Time allowed to open the connection (default
+    /// [`defaults::CONNECT_TIMEOUT`]).
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.connect_timeout = t;
         self
     }
-    /// Time allowed for the answer, headers and body (default 10 s; a
-    /// capture with flash takes about a second).
+    /// Time allowed for the answer, headers and body (default
+    /// [`defaults::READ_TIMEOUT`]).
     pub fn read_timeout(mut self, t: Duration) -> Self {
         self.read_timeout = t;
         self
     }
-    /// Attempts per call, first one included (default 3).
+    /// Attempts per call, first one included (default
+    /// [`defaults::ATTEMPTS`]).
     pub fn attempts(mut self, n: u32) -> Self {
         self.attempts = n;
         self
     }
     /// Wait before the first retry, doubled for each further one
-    /// (default 250 ms).
+    /// (default [`defaults::BACKOFF`]).
     pub fn backoff(mut self, t: Duration) -> Self {
         self.backoff = t;
         self
     }
-    /// Largest body accepted (default 2 MiB; an UXGA JPEG is under 1 MiB).
+    /// Largest body accepted (default [`defaults::MAX_BODY`]).
     pub fn max_body(mut self, bytes: u64) -> Self {
         self.max_body = bytes;
         self
@@ -76,6 +80,13 @@ impl HttpCameraBuilder {
     /// Folder where corrupt frames are kept for inspection.
     pub fn rejected_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.rejected = Some(dir.into());
+        self
+    }
+    /// A signal that abandons a request in flight or a retry pause
+    /// ([`VisionError::Stopped`]), so a hung camera never holds a stop
+    /// (default: a signal nobody fires).
+    pub fn stop_signal(mut self, stop: StopSignal) -> Self {
+        self.stop = stop;
         self
     }
 
@@ -102,32 +113,45 @@ impl HttpCameraBuilder {
             .build()
             .into();
         Ok(HttpCamera {
-            agent,
+            client: Client {
+                agent,
+                max_body: self.max_body,
+                rejected: self.rejected,
+            },
             base,
             attempts: self.attempts,
             backoff: self.backoff,
-            max_body: self.max_body,
             flash: self.flash,
             flash_set: false,
-            rejected: self.rejected,
+            stop: self.stop,
         })
     }
 }
 
 /// A client of one ESP32-CAM (or the simulator).
 ///
-/// Every call retries transport failures, 5xx answers and corrupt JPEGs
-/// with exponential backoff; 4xx answers, a wrong content type and an
-/// oversized body are not retried (they will not heal).
+/// Every call retries what may heal (transport failures, 5xx answers,
+/// corrupt JPEGs) with exponential backoff; 4xx answers, a wrong content
+/// type, an oversized body, a host name that does not exist and a redirect
+/// loop are not retried. Each request runs on a thread of its own, so the
+/// [`stop_signal`](HttpCameraBuilder::stop_signal) abandons a hung one at
+/// once (the thread ends at its timeout).
 #[derive(Debug)]
 pub struct HttpCamera {
-    agent: Agent,
+    client: Client,
     base: String,
     attempts: u32,
     backoff: Duration,
-    max_body: u64,
     flash: FlashMode,
     flash_set: bool,
+    stop: StopSignal,
+}
+
+/// What one request needs, cloned onto its thread.
+#[derive(Debug, Clone)]
+struct Client {
+    agent: Agent,
+    max_body: u64,
     rejected: Option<PathBuf>,
 }
 
@@ -143,13 +167,14 @@ impl HttpCamera {
     pub fn builder(base_url: impl Into<String>) -> HttpCameraBuilder {
         HttpCameraBuilder {
             base_url: base_url.into(),
-            connect_timeout: Duration::from_secs(3),
-            read_timeout: Duration::from_secs(10),
-            attempts: 3,
-            backoff: Duration::from_millis(250),
-            max_body: 2 << 20,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            read_timeout: defaults::READ_TIMEOUT,
+            attempts: defaults::ATTEMPTS,
+            backoff: defaults::BACKOFF,
+            max_body: defaults::MAX_BODY,
             flash: FlashMode::Keep,
             rejected: None,
+            stop: StopSignal::new(),
         }
     }
 
@@ -165,14 +190,14 @@ impl HttpCamera {
             self.flash_set = true;
         }
         let url = format!("{}/capture", self.base);
-        let result = self.with_retries(&url, |cam, url| {
-            let bytes = cam.get(url, Some("image/jpeg"))?;
-            check_frame(bytes, url, SystemTime::now(), cam.rejected.as_deref()).map_err(|error| {
-                Failure {
+        let result = self.with_retries(&url, |client, url| {
+            let bytes = get(client, url, Some("image/jpeg"))?;
+            check_frame(bytes, url, SystemTime::now(), client.rejected.as_deref()).map_err(
+                |error| Failure {
                     error,
                     retry: true, // a cut transfer is the camera's usual fault
-                }
-            })
+                },
+            )
         });
         if result.is_err() {
             self.flash_set = false;
@@ -183,8 +208,8 @@ impl HttpCamera {
     /// The sensor settings: `GET /status` as JSON.
     pub fn status(&mut self) -> Result<serde_json::Value, VisionError> {
         let url = format!("{}/status", self.base);
-        self.with_retries(&url, |cam, url| {
-            let bytes = cam.get(url, None)?;
+        self.with_retries(&url, |client, url| {
+            let bytes = get(client, url, None)?;
             serde_json::from_slice(&bytes).map_err(|e| Failure {
                 error: VisionError::Json {
                     url: url.to_string(),
@@ -203,26 +228,31 @@ impl HttpCamera {
             encode(var),
             encode(val)
         );
-        self.with_retries(&url, |cam, url| cam.get(url, None).map(|_| ()))
+        self.with_retries(&url, |client, url| get(client, url, None).map(|_| ()))
     }
 
-    fn with_retries<T>(
+    fn with_retries<T: Send + 'static>(
         &mut self,
         url: &str,
-        mut call: impl FnMut(&mut Self, &str) -> Result<T, Failure>,
+        call: fn(&Client, &str) -> Result<T, Failure>,
     ) -> Result<T, VisionError> {
         let mut wait = self.backoff;
         let mut attempt = 1;
         loop {
-            match call(self, url) {
+            match self.attempt(url, call) {
                 Ok(v) => return Ok(v),
                 Err(f) if f.retry && attempt < self.attempts => {
+                    // The error names the URL.
                     log::warn!(
-                        "{url}: attempt {attempt}/{} failed: {}",
+                        "attempt {attempt}/{} failed: {}; retrying in {wait:?}",
                         self.attempts,
                         f.error
                     );
-                    std::thread::sleep(wait);
+                    if self.stop.sleep(wait) {
+                        return Err(VisionError::Stopped {
+                            url: url.to_owned(),
+                        });
+                    }
                     wait = wait.saturating_mul(2);
                     attempt += 1;
                 }
@@ -231,102 +261,161 @@ impl HttpCamera {
         }
     }
 
-    /// One GET; returns the body. Partial bodies of a cut transfer are kept
-    /// as rejected frames when a JPEG was expected.
-    fn get(&self, url: &str, expect: Option<&str>) -> Result<Vec<u8>, Failure> {
-        let transport = |message: String| Failure {
-            error: VisionError::Http {
-                url: url.to_string(),
-                message,
-                attempts: 1,
-            },
-            retry: true,
-        };
-        let mut resp = self
-            .agent
-            .get(url)
-            .call()
-            .map_err(|e| transport(e.to_string()))?;
-        let status = resp.status().as_u16();
-        if status >= 400 {
-            return Err(Failure {
-                error: VisionError::HttpStatus {
-                    url: url.to_string(),
-                    status,
-                    attempts: 1,
-                },
-                retry: status >= 500,
-            });
-        }
-        if let Some(want) = expect {
-            let got = resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            let base = got.split(';').next().unwrap_or("").trim();
-            if !base.eq_ignore_ascii_case(want) {
-                return Err(Failure {
-                    error: VisionError::ContentType {
-                        url: url.to_string(),
-                        got,
-                    },
-                    retry: false,
-                });
-            }
-        }
-        if let Some(len) = resp
-            .headers()
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            if len > self.max_body {
-                return Err(self.too_large(url));
-            }
-        }
-        let mut bytes = Vec::new();
-        let read = resp
-            .body_mut()
-            .with_config()
-            .limit(self.max_body + 1)
-            .reader()
-            .read_to_end(&mut bytes);
-        if bytes.len() as u64 > self.max_body {
-            return Err(self.too_large(url));
-        }
-        if let Err(e) = read {
-            if let Some(inner) = e.get_ref() {
-                if inner.to_string().contains("limit") {
-                    return Err(self.too_large(url));
-                }
-            }
-            // A cut transfer: keep what came for inspection.
-            let kept = match (expect, &self.rejected) {
-                (Some(_), Some(dir)) if !bytes.is_empty() => keep_rejected(dir, url, &bytes),
-                _ => None,
-            };
-            let note = kept
-                .map(|p| format!(" (partial body kept as {})", p.display()))
-                .unwrap_or_default();
-            return Err(transport(format!(
-                "body cut after {} bytes: {e}{note}",
-                bytes.len()
-            )));
-        }
-        Ok(bytes)
-    }
-
-    fn too_large(&self, url: &str) -> Failure {
-        Failure {
-            error: VisionError::BodyTooLarge {
-                url: url.to_string(),
-                limit: self.max_body,
+    /// Runs `call` on a thread of its own and waits for it, or for the stop
+    /// signal (the request is then abandoned; its thread ends at its
+    /// timeout).
+    fn attempt<T: Send + 'static>(
+        &self,
+        url: &str,
+        call: fn(&Client, &str) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let stopped = || Failure {
+            error: VisionError::Stopped {
+                url: url.to_owned(),
             },
             retry: false,
+        };
+        if self.stop.is_stopped() {
+            return Err(stopped());
+        }
+        let (tx, rx) = mpsc::channel();
+        let (client, request_url) = (self.client.clone(), url.to_owned());
+        let thread = std::thread::Builder::new()
+            .name("camera-request".into())
+            .spawn(move || {
+                // The receiver is gone when the request was abandoned.
+                let _ = tx.send(call(&client, &request_url));
+            });
+        if let Err(e) = thread {
+            return Err(transport_failure(url, e.to_string(), true));
+        }
+        loop {
+            match rx.recv_timeout(defaults::STOP_POLL) {
+                Ok(result) => return result,
+                Err(mpsc::RecvTimeoutError::Timeout) if self.stop.is_stopped() => {
+                    return Err(stopped())
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(transport_failure(url, "request thread died".into(), true))
+                }
+            }
         }
     }
+}
+
+fn transport_failure(url: &str, message: String, retry: bool) -> Failure {
+    Failure {
+        error: VisionError::Http {
+            url: url.to_string(),
+            message,
+            attempts: 1,
+        },
+        retry,
+    }
+}
+
+/// Whether another attempt may help after a transport failure: not for a
+/// host name that does not exist, a bad URL, a redirect loop or TLS.
+fn may_heal(e: &ureq::Error) -> bool {
+    match e {
+        // std's words for glibc's "Name or service not known"; "Temporary
+        // failure in name resolution" may heal.
+        ureq::Error::Io(io) => !io.to_string().contains("Name or service not known"),
+        ureq::Error::HostNotFound
+        | ureq::Error::BadUri(_)
+        | ureq::Error::TooManyRedirects
+        | ureq::Error::RedirectFailed
+        | ureq::Error::Tls(_) => false,
+        _ => true,
+    }
+}
+
+/// One GET; returns the body. Partial bodies of a cut transfer are kept as
+/// rejected frames when a JPEG was expected.
+fn get(client: &Client, url: &str, expect: Option<&str>) -> Result<Vec<u8>, Failure> {
+    let mut resp = client
+        .agent
+        .get(url)
+        .call()
+        .map_err(|e| transport_failure(url, e.to_string(), may_heal(&e)))?;
+    let status = resp.status().as_u16();
+    if status >= 400 {
+        return Err(Failure {
+            error: VisionError::HttpStatus {
+                url: url.to_string(),
+                status,
+                attempts: 1,
+            },
+            retry: status >= 500,
+        });
+    }
+    if let Some(want) = expect {
+        let got = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let base = got.split(';').next().unwrap_or("").trim();
+        if !base.eq_ignore_ascii_case(want) {
+            return Err(Failure {
+                error: VisionError::ContentType {
+                    url: url.to_string(),
+                    got,
+                },
+                retry: false,
+            });
+        }
+    }
+    let too_large = || Failure {
+        error: VisionError::BodyTooLarge {
+            url: url.to_string(),
+            limit: client.max_body,
+        },
+        retry: false,
+    };
+    if let Some(len) = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > client.max_body {
+            return Err(too_large());
+        }
+    }
+    let mut bytes = Vec::new();
+    let read = resp
+        .body_mut()
+        .with_config()
+        .limit(client.max_body + 1)
+        .reader()
+        .read_to_end(&mut bytes);
+    if bytes.len() as u64 > client.max_body {
+        return Err(too_large());
+    }
+    if let Err(e) = read {
+        if let Some(inner) = e.get_ref() {
+            if inner.to_string().contains("limit") {
+                return Err(too_large());
+            }
+        }
+        // A cut transfer: keep what came for inspection.
+        let kept = match (expect, &client.rejected) {
+            (Some(_), Some(dir)) if !bytes.is_empty() => keep_rejected(dir, url, &bytes),
+            _ => None,
+        };
+        let note = kept
+            .map(|p| format!(" (partial body kept as {})", p.display()))
+            .unwrap_or_default();
+        return Err(transport_failure(
+            url,
+            format!("body cut after {} bytes: {e}{note}", bytes.len()),
+            true,
+        ));
+    }
+    Ok(bytes)
 }
 
 use std::io::Read as _;

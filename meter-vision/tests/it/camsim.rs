@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use firmware::camsim::{Advance, FaultKind, FaultSpec, Server, SimConfig, SyntheticConfig};
 use meter_vision::source::FlashMode;
-use meter_vision::{Affine, HttpCamera, VisionError};
+use meter_vision::{Affine, HttpCamera, StopSignal, VisionError};
 
 use crate::helpers::synth_pipeline;
 
@@ -116,4 +116,56 @@ fn flash_intensity_is_set_through_control() {
     assert_eq!(status["led_intensity"], 0);
     cam.control("led_intensity", "90").unwrap();
     assert_eq!(sim.settings().led_intensity, 90);
+}
+
+/// Issue 17, reproduction 5: against a camera that never answers or drips
+/// one byte a second, each reading made 3 attempts of 10 s and the retry
+/// loop never looked at the stop flag (SIGTERM took 25 s).
+#[test]
+fn a_hung_camera_does_not_hold_a_stop() {
+    for kind in [FaultKind::Timeout, FaultKind::Drip] {
+        let sim = Server::start(SimConfig {
+            faults: vec![
+                FaultSpec {
+                    kind,
+                    delay: Some(Duration::from_secs(60)),
+                };
+                3
+            ],
+            ..SimConfig::default()
+        })
+        .expect("simulator starts");
+        let stop = StopSignal::new();
+        // The default timeouts (10 s, 3 attempts): the stop must not wait.
+        let mut cam = HttpCamera::builder(sim.url())
+            .stop_signal(stop.clone())
+            .build()
+            .unwrap();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.stop();
+        });
+        let err = cam.capture().unwrap_err();
+        stopper.join().unwrap();
+        assert!(
+            matches!(&err, VisionError::Stopped { url } if url.ends_with("/capture")),
+            "{kind:?}: {err}"
+        );
+        // Stopped stays stopped: the next call does not even start.
+        assert!(matches!(cam.capture(), Err(VisionError::Stopped { .. })));
+    }
+    // A deadline works the same way (one-shot readings).
+    let sim = Server::start(SimConfig {
+        faults: vec![FaultKind::Timeout.into(); 3],
+        ..SimConfig::default()
+    })
+    .expect("simulator starts");
+    let deadline = std::time::Instant::now() + Duration::from_millis(300);
+    let err = HttpCamera::builder(sim.url())
+        .stop_signal(StopSignal::with_deadline(deadline))
+        .build()
+        .unwrap()
+        .capture()
+        .unwrap_err();
+    assert!(matches!(err, VisionError::Stopped { .. }), "{err}");
 }

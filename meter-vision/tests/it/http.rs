@@ -24,6 +24,8 @@ enum Reply {
     Slow(Duration, Vec<u8>),
     /// Announces the full length, sends half, closes.
     Cut(Vec<u8>),
+    /// `302` to the same path (a redirect loop).
+    Loop,
 }
 
 /// A camera on a loopback port answering each request with the next
@@ -72,7 +74,7 @@ fn serve(mut stream: TcpStream, reply: Reply, seen: &Mutex<Vec<String>>) {
         .unwrap_or("")
         .to_string();
     let path = line.split(' ').nth(1).unwrap_or("").to_string();
-    seen.lock().unwrap().push(path);
+    seen.lock().unwrap().push(path.clone());
     let respond = |stream: &mut TcpStream,
                    status: u16,
                    ctype: &str,
@@ -91,6 +93,12 @@ fn serve(mut stream: TcpStream, reply: Reply, seen: &Mutex<Vec<String>>) {
         Reply::Slow(wait, body) => {
             std::thread::sleep(wait);
             respond(&mut stream, 200, "image/jpeg", &body, body.len());
+        }
+        Reply::Loop => {
+            let head = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(head.as_bytes());
         }
         Reply::Cut(body) => respond(
             &mut stream,
@@ -301,4 +309,41 @@ fn unreachable_camera_is_an_error_after_retries() {
     );
     assert!(HttpCamera::builder("ftp://x").build().is_err());
     assert!(HttpCamera::builder("http://x").attempts(0).build().is_err());
+}
+
+/// Issue 17: permanent errors were retried like transient ones (an
+/// unresolvable name, a redirect loop), and retry warnings printed the URL
+/// twice.
+#[test]
+fn permanent_failures_are_not_retried() {
+    let cam = ScriptedCamera::start(vec![Reply::Loop]);
+    let err = camera(&cam.url, None).capture().unwrap_err();
+    assert!(
+        matches!(err, VisionError::Http { attempts: 1, .. }),
+        "{err}"
+    );
+    // One attempt, with ureq's own redirects (10 by default) behind it.
+    assert!(cam.paths().len() <= 11, "{:?}", cam.paths());
+    let paths = cam.paths().len();
+    assert!(!err.to_string().contains("attempts"), "{err}");
+
+    // `.invalid` never resolves (RFC 2606).
+    let err = camera("http://no-such-camera.invalid", None)
+        .capture()
+        .unwrap_err();
+    assert!(
+        matches!(err, VisionError::Http { attempts: 1, .. }),
+        "{err}"
+    );
+    assert!(paths > 1, "the loop was followed: {paths}");
+
+    for status in [401, 403, 404] {
+        let cam = ScriptedCamera::start(vec![Reply::Status(status)]);
+        let err = camera(&cam.url, None).capture().unwrap_err();
+        assert!(
+            matches!(err, VisionError::HttpStatus { attempts: 1, .. }),
+            "{err}"
+        );
+        assert_eq!(cam.paths().len(), 1);
+    }
 }
