@@ -47,8 +47,9 @@ pub mod pipeline;
 pub mod regions;
 mod sample;
 pub mod source;
+mod zncc;
 
-pub use align::{locate, Aligner, AlignerBuilder, Alignment, Mark, MarkMatch};
+pub use align::{Aligner, AlignerBuilder, Alignment, Mark, MarkMatch};
 pub use auto::{propose_digits, Proposal};
 pub use draw::draw_box;
 pub use error::{JpegDefect, VisionError};
@@ -60,3 +61,4 @@ pub use sample::{sample_rect, Resample};
 pub use source::{
     FileSource, FolderOrder, FolderSource, Frame, FrameSource, HttpCamera, StdinSource,
 };
+pub use zncc::locate;
