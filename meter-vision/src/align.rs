@@ -202,6 +202,7 @@ impl AlignerBuilder {
             marks.push(PreparedMark {
                 x: m.x,
                 y: m.y,
+                raw: Plane::from_gray(&m.template),
                 full,
                 half,
             });
@@ -232,25 +233,27 @@ impl AlignerBuilder {
 #[derive(Debug, Clone)]
 pub struct Aligner {
     rotate_deg: f64,
-    marks: Vec<PreparedMark>,
+    pub(crate) marks: Vec<PreparedMark>,
     search_radius: u32,
     max_rotation_deg: f64,
-    min_score: f32,
+    pub(crate) min_score: f32,
     model: MotionModel,
     max_residual_px: f64,
     aligned_size: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone)]
-struct PreparedMark {
-    x: f64,
-    y: f64,
+pub(crate) struct PreparedMark {
+    pub(crate) x: f64,
+    pub(crate) y: f64,
+    /// The template's grey levels (the wide search turns and scales them).
+    pub(crate) raw: Plane,
     full: Template,
     half: Option<Template>,
 }
 
 impl PreparedMark {
-    fn centre(&self) -> (f64, f64) {
+    pub(crate) fn centre(&self) -> (f64, f64) {
         (
             self.x + (self.full.width as f64 - 1.0) / 2.0,
             self.y + (self.full.height as f64 - 1.0) / 2.0,
@@ -305,6 +308,18 @@ impl Aligner {
         image: &RgbImage,
         reference: &Affine,
     ) -> Result<Alignment, VisionError> {
+        self.align_within(image, reference, self.search_radius, self.max_rotation_deg)
+    }
+
+    /// [`Aligner::align_near`] with another window half-size and largest
+    /// rotation (the wide search refines its hypotheses with small ones).
+    pub(crate) fn align_within(
+        &self,
+        image: &RgbImage,
+        reference: &Affine,
+        search_radius: u32,
+        max_rotation_deg: f64,
+    ) -> Result<Alignment, VisionError> {
         let (initial, aligned_size) = self.initial(image.dimensions());
         if self.marks.is_empty() {
             return Ok(Alignment {
@@ -329,11 +344,11 @@ impl Aligner {
         // works.
         let mut found = Vec::with_capacity(self.marks.len());
         for m in &self.marks {
-            let (mc, r) = (m.centre(), self.search_radius as f64);
+            let (mc, r) = (m.centre(), f64::from(search_radius));
             let lever = ((mc.0 - centre.0).powi(2) + (mc.1 - centre.1).powi(2)).sqrt();
-            let turn = 2.0 * lever * (self.max_rotation_deg.to_radians() / 2.0).sin();
+            let turn = 2.0 * lever * (max_rotation_deg.to_radians() / 2.0).sin();
             let radius = (r + turn).ceil() as usize;
-            found.push(self.search_turned(image, reference, m, radius)?);
+            found.push(self.search_turned(image, reference, m, radius, max_rotation_deg)?);
         }
         let used = self.choose_marks(&found)?;
         let mut transform = self.fit(&found, &used, reference)?;
@@ -381,11 +396,10 @@ impl Aligner {
         // The move found on top of the reference.
         let c = transform.then(&to_pre);
         let rot = c.rotation_deg();
-        if rot.abs() > self.max_rotation_deg + 1.0 {
+        if rot.abs() > max_rotation_deg + 1.0 {
             return Err(VisionError::InconsistentMarks {
                 reason: format!(
-                    "marks imply a rotation of {rot:.1} degrees, more than the {:.1} allowed",
-                    self.max_rotation_deg
+                    "marks imply a rotation of {rot:.1} degrees, more than the {max_rotation_deg:.1} allowed"
                 ),
             });
         }
@@ -433,6 +447,7 @@ impl Aligner {
         map: &Affine,
         m: &PreparedMark,
         radius: usize,
+        max_rotation_deg: f64,
     ) -> Result<((f64, f64), f32), VisionError> {
         let mc = m.centre();
         let (d, score) = self.search(image, map, m, radius)?;
@@ -444,9 +459,9 @@ impl Aligner {
         // the coarse stage (two at full resolution) loses little score.
         let half_diag = 0.5 * (m.full.width as f64).hypot(m.full.height as f64);
         let step = (2.0 / half_diag).to_degrees().clamp(1.0, 6.0);
-        let steps = (self.max_rotation_deg / step).ceil() as i32;
+        let steps = (max_rotation_deg / step).ceil() as i32;
         for k in (1..=steps).flat_map(|k| [k, -k]) {
-            let deg = (f64::from(k) * step).clamp(-self.max_rotation_deg, self.max_rotation_deg);
+            let deg = (f64::from(k) * step).clamp(-max_rotation_deg, max_rotation_deg);
             let turn = Affine::rotation_about(mc, deg);
             let (d, score) = self.search(image, &turn.then(map), m, radius)?;
             if score > best.1 {
@@ -555,7 +570,7 @@ impl Aligner {
 
     /// Searches mark `m` within `radius` of where `map` puts it; returns the
     /// offset in aligned-frame pixels and the score.
-    fn search(
+    pub(crate) fn search(
         &self,
         image: &RgbImage,
         map: &Affine,

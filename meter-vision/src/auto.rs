@@ -61,10 +61,110 @@ impl Blob {
 /// missing at the ends).
 pub fn propose_digits(image: &RgbImage, expected: Option<usize>) -> Option<Proposal> {
     let gray = image::imageops::grayscale(image);
-    let mut best: Option<(f64, Proposal)> = None;
+    find_row(&gray, expected, gray.dimensions(), None).map(|r| r.proposal)
+}
+
+/// The row [`propose_digits`] picks, with what the rotation estimate and
+/// the row check need besides the boxes.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub proposal: Proposal,
+    /// How good a row it is (longer rows of taller glyphs score higher).
+    pub score: f64,
+    /// Centres of the glyphs seen, left to right.
+    pub glyphs: Vec<(f64, f64)>,
+    /// The glyphs' median height.
+    pub glyph_h: f64,
+}
+
+impl Row {
+    /// The line `y = a + b x` through the glyphs' centres that most of
+    /// them lie on: a rolling digit's glyph sits higher or lower than the
+    /// settled ones and must not tilt the line. Of the lines through two
+    /// centres, the one with the most centres within a few pixels wins
+    /// (then the flatter, then the closer fit); the line is fitted to those
+    /// by least squares.
+    pub fn line(&self) -> (f64, f64) {
+        let g = &self.glyphs;
+        let tol = (self.glyph_h * 0.06).max(1.5);
+        let line_through = |p: &(f64, f64), q: &(f64, f64)| {
+            let b = (q.1 - p.1) / (q.0 - p.0);
+            (p.1 - b * p.0, b)
+        };
+        // (inliers, |slope|, squared residuals, inliers' indices)
+        let mut best: Option<(usize, f64, f64, Vec<usize>)> = None;
+        for (i, p) in g.iter().enumerate() {
+            for q in &g[i + 1..] {
+                if (q.0 - p.0).abs() < 1e-9 {
+                    continue;
+                }
+                let (a, b) = line_through(p, q);
+                let residual = |c: &(f64, f64)| (c.1 - a - b * c.0).abs();
+                let inliers: Vec<usize> =
+                    (0..g.len()).filter(|&k| residual(&g[k]) <= tol).collect();
+                let spread: f64 = inliers.iter().map(|&k| residual(&g[k]).powi(2)).sum();
+                // Ties go to the flatter line: the picture is level to
+                // within a few degrees wherever a row is looked for.
+                let better = best.as_ref().is_none_or(|(n, flat, sq, _)| {
+                    inliers.len() > *n
+                        || (inliers.len() == *n
+                            && (b.abs() < flat - 1e-3 || (b.abs() <= flat + 1e-3 && spread < *sq)))
+                });
+                if better {
+                    best = Some((inliers.len(), b.abs(), spread, inliers));
+                }
+            }
+        }
+        let Some((_, _, _, inliers)) = best else {
+            return (g.first().map_or(0.0, |c| c.1), 0.0);
+        };
+        let n = inliers.len() as f64;
+        let (mx, my) = inliers
+            .iter()
+            .fold((0.0, 0.0), |s, &k| (s.0 + g[k].0 / n, s.1 + g[k].1 / n));
+        let (mut sxx, mut sxy) = (0.0, 0.0);
+        for &k in &inliers {
+            sxx += (g[k].0 - mx).powi(2);
+            sxy += (g[k].0 - mx) * (g[k].1 - my);
+        }
+        let b = if sxx < 1e-9 { 0.0 } else { sxy / sxx };
+        (my - b * mx, b)
+    }
+
+    /// The slope `dy/dx` of [`Row::line`].
+    pub fn slope(&self) -> f64 {
+        self.line().1
+    }
+
+    /// Each digit box's centre, on [`Row::line`] (the boxes themselves are
+    /// level).
+    pub fn centres(&self) -> Vec<(f64, f64)> {
+        let (a, b) = self.line();
+        self.proposal
+            .digits
+            .iter()
+            .map(|d| {
+                let x = f64::from(d[0]) + f64::from(d[2]) / 2.0;
+                (x, a + b * x)
+            })
+            .collect()
+    }
+}
+
+/// [`propose_digits`] on a grey image; `nominal` is the size of the whole
+/// frame the image belongs to (an image cut from a frame keeps the frame's
+/// glyph-size limits and neighbourhoods); `glyph_h`, when known, bounds the
+/// glyphs' height (smaller print nearby, a serial number, is a row too).
+pub(crate) fn find_row(
+    gray: &GrayImage,
+    expected: Option<usize>,
+    nominal: (u32, u32),
+    glyph_h: Option<(f64, f64)>,
+) -> Option<Row> {
+    let mut best: Option<Row> = None;
     // Several neighbourhood sizes and margins: thin digits in tight roller
     // cells merge with the cell borders at some settings and not at others.
-    let h = gray.height();
+    let h = nominal.1;
     let settings = [
         (h / 24, 18.0),
         (h / 48, 18.0),
@@ -75,20 +175,32 @@ pub fn propose_digits(image: &RgbImage, expected: Option<usize>) -> Option<Propo
         .into_iter()
         .flat_map(|d| settings.into_iter().map(move |s| (d, s)))
     {
-        let ink = threshold(&gray, dark, radius.max(4), margin);
+        let ink = threshold(gray, dark, radius.max(4), margin);
         let components = ink_components(&ink);
-        let blobs = glyph_blobs(&components, ink.dimensions());
+        let mut blobs = glyph_blobs(&components, nominal);
+        if let Some((lo, hi)) = glyph_h {
+            blobs.retain(|b| (lo..=hi).contains(&b.h()));
+        }
         for row in rows(&blobs) {
-            let Some(p) = boxes_for_row(&row, dark, &gray, &components, expected) else {
+            let Some(p) = boxes_for_row(&row, dark, gray, &components, expected) else {
                 continue;
             };
             let score = row_score(&row, &p, expected);
-            if best.as_ref().is_none_or(|(s, _)| score > *s) {
-                best = Some((score, p));
+            if best.as_ref().is_none_or(|b| score > b.score) {
+                best = Some(Row {
+                    proposal: p,
+                    score,
+                    glyphs: row.iter().map(|b| (b.cx(), b.cy())).collect(),
+                    glyph_h: {
+                        let mut hs: Vec<f64> = row.iter().map(Blob::h).collect();
+                        hs.sort_by(f64::total_cmp);
+                        hs[hs.len() / 2]
+                    },
+                });
             }
         }
     }
-    best.map(|b| b.1)
+    best
 }
 
 /// Ink where a pixel differs from its neighbourhood mean by a margin.

@@ -45,8 +45,11 @@ pub mod geometry;
 pub mod jpeg;
 pub mod pipeline;
 pub mod regions;
+pub mod row;
 mod sample;
 pub mod source;
+pub mod track;
+pub mod wide;
 mod zncc;
 
 pub use align::{Aligner, AlignerBuilder, Alignment, Mark, MarkMatch};
@@ -57,8 +60,11 @@ pub use geometry::{Affine, MotionModel};
 pub use jpeg::{check_grey_bottom, decode_jpeg, validate_jpeg, JpegInfo};
 pub use pipeline::{CounterWindow, MarkSpec, MeterGeometry, Pipeline, PipelineBuilder, Processed};
 pub use regions::{aligned_frame, extract_digits, split_window, Regions};
+pub use row::{check_row, propose_rotated, Oriented, RowCheck};
 pub use sample::{sample_rect, Resample};
 pub use source::{
     FileSource, FolderOrder, FolderSource, Frame, FrameSource, HttpCamera, StdinSource,
 };
+pub use track::{AlignMethod, CameraMove, Tracker, TrackerSettings, Tracking};
+pub use wide::WideSearch;
 pub use zncc::locate;

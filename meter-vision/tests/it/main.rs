@@ -6,5 +6,7 @@ mod camsim;
 mod golden;
 mod helpers;
 mod http;
+mod moved;
 mod real_frames;
 mod sources;
+mod wide;
