@@ -9,4 +9,4 @@ mod http;
 mod moved;
 mod real_frames;
 mod sources;
-mod wide;
+mod tracker;

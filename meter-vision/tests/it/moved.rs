@@ -222,4 +222,50 @@ fn real_frames_of_a_bumped_camera_read_right() {
         run_moves(name, &pipeline, &model, img, &moves, &mut tally);
     }
     eprintln!("real frames, bumped camera: {tally:?}");
+    assert!(tally.frames >= 18, "{tally:?}");
+    assert_eq!(tally.misplaced, 0, "{tally:?}");
+    assert_eq!(tally.read_wrong, 0, "{tally:?}");
+    assert!(tally.read_right * 100 >= tally.frames * 95, "{tally:?}");
+}
+
+#[test]
+fn real_frames_of_another_meter_are_never_confirmed() {
+    let Some(root) = crate::helpers::frames_dir() else {
+        eprintln!("skipped: ../shared/data/meter-frames not present");
+        return;
+    };
+    let model = DigitModel::shipped();
+    let cases = real_cases(&root);
+    let wmsc = cases
+        .iter()
+        .find(|c| c.0.starts_with("wmsc/"))
+        .expect("a wmsc frame");
+    let aoe = cases
+        .iter()
+        .find(|c| c.0.starts_with("aoe2020/"))
+        .expect("the aoe2020 frame");
+    // Each meter's configuration on the other meter's frame, as taken and
+    // turned as a bumped camera would be.
+    for (config, frame) in [(wmsc, aoe), (aoe, wmsc)] {
+        let pipeline = pipeline_for(&config.1, &config.2, &model);
+        let mut tracker = Tracker::new(pipeline);
+        for (rot, dx, dy) in [(0.0, 0.0, 0.0), (8.0, 30.0, -20.0), (-12.0, -40.0, 40.0)] {
+            let (img, _) = move_camera(&frame.3, rot, (dx, dy));
+            let what = match tracker.process_image(img) {
+                Err(e) => e.to_string(),
+                Ok(p) => {
+                    assert!(
+                        !p.tracking.confirmed,
+                        "{} on {}: {:?}",
+                        config.0, frame.0, p.tracking
+                    );
+                    format!("{:?}", p.tracking)
+                }
+            };
+            eprintln!(
+                "{} config on {} turned {rot} shifted ({dx},{dy}): {what}",
+                config.0, frame.0
+            );
+        }
+    }
 }
