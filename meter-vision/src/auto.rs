@@ -61,7 +61,12 @@ impl Blob {
 /// missing at the ends).
 pub fn propose_digits(image: &RgbImage, expected: Option<usize>) -> Option<Proposal> {
     let gray = image::imageops::grayscale(image);
-    find_row(&gray, expected, gray.dimensions(), None).map(|r| r.proposal)
+    let search = RowSearch {
+        expected,
+        nominal: gray.dimensions(),
+        glyph_h: None,
+    };
+    find_row(&gray, &search).map(|r| r.proposal)
 }
 
 /// The row [`propose_digits`] picks, with what the rotation estimate and
@@ -151,20 +156,26 @@ impl Row {
     }
 }
 
-/// [`propose_digits`] on a grey image; `nominal` is the size of the whole
-/// frame the image belongs to (an image cut from a frame keeps the frame's
-/// glyph-size limits and neighbourhoods); `glyph_h`, when known, bounds the
-/// glyphs' height (smaller print nearby, a serial number, is a row too).
-pub(crate) fn find_row(
-    gray: &GrayImage,
-    expected: Option<usize>,
-    nominal: (u32, u32),
-    glyph_h: Option<(f64, f64)>,
-) -> Option<Row> {
+/// What [`find_row`] looks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowSearch {
+    /// The number of digits, if known.
+    pub expected: Option<usize>,
+    /// The size of the whole frame the picture belongs to: a picture cut
+    /// from a frame keeps the frame's glyph-size limits and neighbourhoods.
+    pub nominal: (u32, u32),
+    /// Bounds of the glyphs' height, when known (smaller print nearby, a
+    /// serial number, is a row too).
+    pub glyph_h: Option<(f64, f64)>,
+}
+
+/// [`propose_digits`] on a grey image, with the row's glyphs.
+pub(crate) fn find_row(gray: &GrayImage, search: &RowSearch) -> Option<Row> {
+    let expected = search.expected;
     let mut best: Option<Row> = None;
     // Several neighbourhood sizes and margins: thin digits in tight roller
     // cells merge with the cell borders at some settings and not at others.
-    let h = nominal.1;
+    let h = search.nominal.1;
     let settings = [
         (h / 24, 18.0),
         (h / 48, 18.0),
@@ -177,8 +188,8 @@ pub(crate) fn find_row(
     {
         let ink = threshold(gray, dark, radius.max(4), margin);
         let components = ink_components(&ink);
-        let mut blobs = glyph_blobs(&components, nominal);
-        if let Some((lo, hi)) = glyph_h {
+        let mut blobs = glyph_blobs(&components, search.nominal);
+        if let Some((lo, hi)) = search.glyph_h {
             blobs.retain(|b| (lo..=hi).contains(&b.h()));
         }
         for row in rows(&blobs) {

@@ -11,7 +11,7 @@
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
-use crate::auto::{find_row, Proposal, Row};
+use crate::auto::{find_row, Proposal, Row, RowSearch};
 use crate::geometry::{Affine, MotionModel};
 use crate::sample::{sample_rect, Resample};
 
@@ -57,16 +57,14 @@ fn centre(b: &[u32; 4]) -> (f64, f64) {
 }
 
 /// Samples the aligned-frame rectangle `rect` through `map` at `scale`
-/// picture pixels per aligned pixel and finds the row there; `nominal` is
-/// the aligned frame's size.
+/// picture pixels per aligned pixel and finds the row there; `search` is in
+/// aligned-frame pixels (its `nominal` the aligned frame's size).
 fn row_through(
     image: &RgbImage,
     map: &Affine,
     rect: [f64; 4],
     scale: f64,
-    expected: Option<usize>,
-    nominal: (u32, u32),
-    glyph_h: Option<(f64, f64)>,
+    search: RowSearch,
 ) -> Option<FoundRow> {
     let (w, h) = (
         (rect[2] * scale).round().max(8.0) as u32,
@@ -84,12 +82,15 @@ fn row_through(
             p.0 = [128];
         }
     }
-    let nominal = (
-        (f64::from(nominal.0) * scale).round() as u32,
-        (f64::from(nominal.1) * scale).round() as u32,
-    );
-    let glyph_h = glyph_h.map(|(lo, hi)| (lo * scale, hi * scale));
-    let row: Row = find_row(&gray, expected, nominal, glyph_h)?;
+    let search = RowSearch {
+        nominal: (
+            (f64::from(search.nominal.0) * scale).round() as u32,
+            (f64::from(search.nominal.1) * scale).round() as u32,
+        ),
+        glyph_h: search.glyph_h.map(|(lo, hi)| (lo * scale, hi * scale)),
+        ..search
+    };
+    let row: Row = find_row(&gray, &search)?;
     // Picture pixel (i, j) samples the aligned point below (as sample_rect).
     let to_aligned = |(x, y): (f64, f64)| (rect[0] + x * sx, rect[1] + y * sy);
     Some(FoundRow {
@@ -167,15 +168,12 @@ pub fn check_row(
     // not for other print above or below (a serial number is a row too).
     let rect = around(boxes, 1.5 * pitch, 0.75 * bh);
     let heights = Some(glyph_heights(bh));
-    let Some(row) = row_through(
-        image,
-        transform,
-        rect,
-        1.0,
-        Some(boxes.len()),
-        aligned_size,
-        heights,
-    ) else {
+    let search = RowSearch {
+        expected: Some(boxes.len()),
+        nominal: aligned_size,
+        glyph_h: heights,
+    };
+    let Some(row) = row_through(image, transform, rect, 1.0, search) else {
         return none;
     };
     // How far a point lies from a box's centre, in box widths / heights.
@@ -229,8 +227,7 @@ fn best_turn(
     base: &Affine,
     aligned_size: (u32, u32),
     turns: Turns,
-    expected: Option<usize>,
-    glyph_h: Option<(f64, f64)>,
+    search: RowSearch,
     accept: &dyn Fn(&FoundRow) -> bool,
 ) -> Option<(f64, f64, FoundRow)> {
     let (w, h) = (f64::from(aligned_size.0), f64::from(aligned_size.1));
@@ -241,7 +238,7 @@ fn best_turn(
         let deg = f64::from(k) * turns.step_deg;
         let map = Affine::rotation_about(mid, deg).then(base);
         let rect = [0.0, 0.0, w, h];
-        let Some(row) = row_through(image, &map, rect, 0.5, expected, aligned_size, glyph_h) else {
+        let Some(row) = row_through(image, &map, rect, 0.5, search) else {
             continue;
         };
         if !accept(&row) {
@@ -279,16 +276,13 @@ pub(crate) fn anchor_on_row(
     let (w, h) = (f64::from(aligned_size.0), f64::from(aligned_size.1));
     let mid = ((w - 1.0) / 2.0, (h - 1.0) / 2.0);
     let (bw, bh) = box_size(boxes);
-    let heights = Some(glyph_heights(bh));
-    let (coarse_deg, deg, coarse) = best_turn(
-        image,
-        reference,
-        aligned_size,
-        turns,
-        Some(n),
-        heights,
-        &accept,
-    )?;
+    let search = RowSearch {
+        expected: Some(n),
+        nominal: aligned_size,
+        glyph_h: Some(glyph_heights(bh)),
+    };
+    let (coarse_deg, deg, coarse) =
+        best_turn(image, reference, aligned_size, turns, search, &accept)?;
     // Full resolution around the row, level: the coarse centres are taken
     // into the level frame, and the boxes moved there to frame the row.
     let coarse_map = Affine::rotation_about(mid, coarse_deg).then(reference);
@@ -316,7 +310,7 @@ pub(crate) fn anchor_on_row(
         })
         .collect();
     let rect = around(&moved, bw + pitch, 0.75 * bh + pitch / 2.0);
-    let fine = row_through(image, &map, rect, 1.0, Some(n), aligned_size, heights)?;
+    let fine = row_through(image, &map, rect, 1.0, search)?;
     // Most digits must be seen, not filled in: a row of as many boxes made
     // up from a few glyphs could sit a digit off.
     if fine.centres.len() != n || fine.glyphs_seen + 2 < n || !pitch_ok(fine.pitch) {
@@ -357,25 +351,64 @@ pub fn propose_rotated(
         max_deg: 45.0,
         step_deg: 3.0,
     };
-    let (_, turn, _) = best_turn(image, &base, size, turns, expected, None, &|_| true)?;
+    let search = RowSearch {
+        expected,
+        nominal: size,
+        glyph_h: None,
+    };
+    let (_, turn, _) = best_turn(image, &base, size, turns, search, &|_| true)?;
     // The turned map is the initial rotation's map for `hint - turn`.
-    let rotate = normalise(hint.unwrap_or(0.0) - turn);
-    let map = initial_map(size, rotate);
+    let mut rotate = normalise(hint.unwrap_or(0.0) - turn);
+    // At full resolution, the row's slope once more (a turn of the map by
+    // -d levels a row falling by d).
     let (w, h) = (f64::from(size.0), f64::from(size.1));
-    let aligned = sample_rect(
-        image,
-        &map,
-        [0.0, 0.0, w, h],
-        size.0,
-        size.1,
-        Resample::Bilinear,
-    );
-    let gray = image::imageops::grayscale(&aligned);
-    let row = find_row(&gray, expected, size, None)?;
+    let row_at = |rotate: f64| {
+        let map = initial_map(size, rotate);
+        let aligned = sample_rect(
+            image,
+            &map,
+            [0.0, 0.0, w, h],
+            size.0,
+            size.1,
+            Resample::Bilinear,
+        );
+        find_row(&image::imageops::grayscale(&aligned), &search)
+    };
+    let mut row = row_at(rotate)?;
+    let d = row.slope().atan().to_degrees();
+    if d.abs() > 0.2 {
+        if let Some(better) = row_at(normalise(rotate + d)) {
+            rotate = normalise(rotate + d);
+            row = better;
+        }
+    }
     Some(Oriented {
         rotate,
         proposal: row.proposal,
     })
+}
+
+impl Oriented {
+    /// The same row read the other way up: `rotate + 180`, the boxes turned
+    /// about the centre of an aligned frame of `size`.
+    pub fn turned_half(&self, size: (u32, u32)) -> Oriented {
+        let (w, h) = size;
+        let flip = |b: &[u32; 4]| {
+            [
+                w.saturating_sub(b[0] + b[2]),
+                h.saturating_sub(b[1] + b[3]),
+                b[2],
+                b[3],
+            ]
+        };
+        let mut p = self.proposal.clone();
+        p.digits = p.digits.iter().rev().map(flip).collect();
+        p.window = flip(&p.window);
+        Oriented {
+            rotate: normalise(self.rotate + 180.0),
+            proposal: p,
+        }
+    }
 }
 
 /// An angle in (-180, 180].

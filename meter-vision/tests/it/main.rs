@@ -8,5 +8,6 @@ mod helpers;
 mod http;
 mod moved;
 mod real_frames;
+mod rotated;
 mod sources;
 mod tracker;
