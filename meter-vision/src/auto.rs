@@ -182,11 +182,18 @@ pub(crate) fn find_row(gray: &GrayImage, search: &RowSearch) -> Option<Row> {
         (h / 24, 35.0),
         (h / 48, 35.0),
     ];
+    // The neighbourhood means, once per size.
+    let mut means: Vec<(u32, Vec<f64>)> = Vec::new();
     for (dark, (radius, margin)) in [true, false]
         .into_iter()
         .flat_map(|d| settings.into_iter().map(move |s| (d, s)))
     {
-        let ink = threshold(gray, dark, radius.max(4), margin);
+        let radius = radius.max(4);
+        if !means.iter().any(|m| m.0 == radius) {
+            means.push((radius, local_means(gray, radius)));
+        }
+        let mean = &means.iter().find(|m| m.0 == radius).expect("made above").1;
+        let ink = threshold(gray, mean, dark, margin);
         let components = ink_components(&ink);
         let mut blobs = glyph_blobs(&components, search.nominal);
         if let Some((lo, hi)) = search.glyph_h {
@@ -214,8 +221,9 @@ pub(crate) fn find_row(gray: &GrayImage, search: &RowSearch) -> Option<Row> {
     best
 }
 
-/// Ink where a pixel differs from its neighbourhood mean by a margin.
-fn threshold(gray: &GrayImage, dark: bool, radius: u32, margin: f64) -> GrayImage {
+/// Each pixel's neighbourhood mean (a square of `radius` either side,
+/// cut at the edges), from an integral image.
+fn local_means(gray: &GrayImage, radius: u32) -> Vec<f64> {
     let (w, h) = gray.dimensions();
     let r = i64::from(radius);
     let stride = w as usize + 1;
@@ -227,19 +235,44 @@ fn threshold(gray: &GrayImage, dark: bool, radius: u32, margin: f64) -> GrayImag
             integral[(y + 1) * stride + x + 1] = integral[y * stride + x + 1] + row;
         }
     }
-    GrayImage::from_fn(w, h, |x, y| {
-        let x0 = (i64::from(x) - r).max(0) as usize;
-        let y0 = (i64::from(y) - r).max(0) as usize;
-        let x1 = (i64::from(x) + r + 1).min(i64::from(w)) as usize;
-        let y1 = (i64::from(y) + r + 1).min(i64::from(h)) as usize;
-        let sum = integral[y1 * stride + x1] + integral[y0 * stride + x0]
-            - integral[y0 * stride + x1]
-            - integral[y1 * stride + x0];
-        let mean = sum as f64 / ((x1 - x0) * (y1 - y0)) as f64;
-        let v = f64::from(gray.get_pixel(x, y)[0]);
-        let d = if dark { mean - v } else { v - mean };
-        image::Luma([if d > margin { 255 } else { 0 }])
-    })
+    let mut out = Vec::with_capacity(w as usize * h as usize);
+    for y in 0..i64::from(h) {
+        let y0 = (y - r).max(0) as usize;
+        let y1 = (y + r + 1).min(i64::from(h)) as usize;
+        for x in 0..i64::from(w) {
+            let x0 = (x - r).max(0) as usize;
+            let x1 = (x + r + 1).min(i64::from(w)) as usize;
+            let sum = integral[y1 * stride + x1] + integral[y0 * stride + x0]
+                - integral[y0 * stride + x1]
+                - integral[y1 * stride + x0];
+            out.push(sum as f64 / ((x1 - x0) * (y1 - y0)) as f64);
+        }
+    }
+    out
+}
+
+/// Ink where a pixel differs from its neighbourhood mean (`means`, from
+/// [`local_means`]) by a margin.
+fn threshold(gray: &GrayImage, means: &[f64], dark: bool, margin: f64) -> GrayImage {
+    let (w, h) = gray.dimensions();
+    let data = gray
+        .as_raw()
+        .iter()
+        .zip(means)
+        .map(|(&v, &mean)| {
+            let d = if dark {
+                mean - f64::from(v)
+            } else {
+                f64::from(v) - mean
+            };
+            if d > margin {
+                255
+            } else {
+                0
+            }
+        })
+        .collect();
+    GrayImage::from_raw(w, h, data).expect("one value per pixel")
 }
 
 /// Connected components of ink (8-connected), as bounding boxes with areas.

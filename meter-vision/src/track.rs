@@ -164,7 +164,7 @@ impl Default for TrackerSettings {
 /// let mut tracker = Tracker::new(pipeline);
 /// // The camera was bumped: turned 10 degrees and shifted 45 px.
 /// let shot = |seed| layout.render(&FrameParams {
-///     counter: 4711.0, rotation_deg: 10.0, shift: (45.0, -30.0), seed, ..Default::default()
+///     counter: 4711.0, rotation_deg: 10.0, shift: (30.0, 34.0), seed, ..Default::default()
 /// });
 /// let mut moves = Vec::new();
 /// for seed in 0..3 {
@@ -265,7 +265,9 @@ impl Tracker {
         let aligner = self.pipeline.aligner();
         let boxes = self.pipeline.regions().boxes();
         let check_now = self.settings.check_every > 0
-            && self.frames % u64::from(self.settings.check_every) == 0;
+            && self
+                .frames
+                .is_multiple_of(u64::from(self.settings.check_every));
         let tracking = |method, row: Option<RowCheck>, confirmed| Tracking {
             method,
             confirmed,
@@ -309,7 +311,7 @@ impl Tracker {
         }
         let turns = Turns {
             max_deg: self.settings.wide.max_rotation_deg,
-            step_deg: 3.0,
+            step_deg: 5.0,
         };
         let (initial, aligned_size) = aligner.initial(size);
         if let Some(t) = anchor_on_row(

@@ -294,7 +294,7 @@ mod tests {
     #[test]
     fn peaks_find_every_copy_best_first() {
         let pattern = |x: usize, y: usize| {
-            if (x / 2 + y / 3) % 2 == 0 {
+            if (x / 2 + y / 3).is_multiple_of(2) {
                 200.0
             } else {
                 10.0
