@@ -11,7 +11,14 @@
 //! - [`regions`]: digit boxes or a split counter window, sampled straight
 //!   through the transform into model-sized images.
 //! - [`pipeline`]: all of it from JPEG bytes in one call; [`auto`] proposes
-//!   the digit boxes of a new meter.
+//!   the digit boxes of a new meter, [`row::propose_rotated`] also its
+//!   rotation.
+//! - [`track`]: a [`Tracker`] per meter follows a camera that moved: when
+//!   the local search fails, the [`wide`] search (marks turned and scaled
+//!   over the whole frame) or the digit row itself re-finds the meter; such
+//!   an alignment counts only when the digit row confirms it
+//!   ([`row::check_row`]), and a new place becomes the reference after
+//!   consistent frames, reported as a [`CameraMove`].
 //!
 //! ```
 //! use meter_synth::{FrameParams, MeterLayout};

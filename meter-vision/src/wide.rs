@@ -342,6 +342,10 @@ fn coarse_template(m: &PreparedMark, lin: &Affine, f: usize) -> Option<(Template
         height: ch,
         data,
     };
+    // Too few pixels of the mark left to tell it from anything else.
+    if valid.iter().filter(|v| **v).count() < 8 {
+        return None;
+    }
     Template::masked(&plane, &valid).map(|t| (t, (cw, ch)))
 }
 

@@ -17,31 +17,18 @@ pub(crate) struct Template {
 
 impl Template {
     pub(crate) fn new(p: &Plane) -> Option<Self> {
-        let n = p.data.len();
-        if n == 0 {
-            return None;
-        }
-        let mean = p.data.iter().sum::<f32>() / n as f32;
-        let zero_mean: Vec<f32> = p.data.iter().map(|v| v - mean).collect();
-        let norm = zero_mean.iter().map(|v| v * v).sum::<f32>().sqrt();
-        (norm > 1e-3 * (n as f32).sqrt()).then_some(Self {
-            width: p.width,
-            height: p.height,
-            zero_mean,
-            norm,
-        })
+        Self::masked(p, &vec![true; p.data.len()])
     }
-}
 
-impl Template {
     /// A template of which only the `valid` pixels count (a rotated
     /// template's corners are not part of the mark). The others are set to
     /// the valid pixels' mean, so they add nothing to the correlation; the
     /// window's variance is still taken over the whole rectangle, which
-    /// lowers every score alike and keeps the peaks where they are.
+    /// lowers every score alike and keeps the peaks where they are. `None`
+    /// when no pixel is valid or the valid ones are flat.
     pub(crate) fn masked(p: &Plane, valid: &[bool]) -> Option<Self> {
         let n = valid.iter().filter(|v| **v).count();
-        if n < 8 || valid.len() != p.data.len() {
+        if n == 0 || valid.len() != p.data.len() {
             return None;
         }
         let mean = p

@@ -10,9 +10,9 @@ use image::{Rgb, RgbImage};
 use imageproc::geometric_transformations::{warp, Interpolation, Projection};
 use meter_core::DigitPrediction;
 use meter_model::DigitModel;
-use meter_vision::{decode_jpeg, Affine, MeterGeometry, Pipeline, Tracker};
+use meter_vision::{Affine, MeterGeometry, Pipeline, Tracker};
 
-use crate::real_frames::{geometry_from_aoe_ini, geometry_from_wm_ini};
+use crate::real_frames::{geometry_from_aoe_ini, geometry_from_wm_ini, wmsc_frames};
 
 /// The moves tried: turn (degrees) and shift (pixels), to the bar's edges.
 pub const MOVES: [(f64, f64, f64); 12] = [
@@ -163,20 +163,8 @@ pub fn real_cases(root: &Path) -> Vec<(String, MeterGeometry, std::path::PathBuf
     let mut out = Vec::new();
     let wmsc = root.join("wmsc");
     let g = geometry_from_wm_ini(&std::fs::read_to_string(wmsc.join("config.ini")).unwrap());
-    let mut names: Vec<_> = std::fs::read_dir(&wmsc)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
     let aligner = g.aligner(&wmsc).unwrap();
-    for path in names {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if !name.ends_with(".jpg") || name.starts_with("Ref_") || name.starts_with("ziffer") {
-            continue;
-        }
-        let Ok(raw) = decode_jpeg(&std::fs::read(&path).unwrap(), &name) else {
-            continue;
-        };
+    for (name, raw) in wmsc_frames(&wmsc) {
         if aligner.align(&raw).is_ok() {
             out.push((format!("wmsc/{name}"), g.clone(), wmsc.clone(), raw));
         }
