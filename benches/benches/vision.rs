@@ -1,7 +1,9 @@
 //! meter-vision on one thread: JPEG decode, alignment with two marks in a
 //! ±20 px window, crop and resize of 8 digits. Issue 3's bar: the whole
 //! chain <= 8 ms per 640x480 frame. Also the auto-ROI proposal, which runs
-//! once at set-up.
+//! once at set-up, and (issue 21) the searches for a bumped camera: the
+//! wide search of the marks (bar: <= 300 ms), the digit-row anchor when no
+//! mark can be matched, and the rotation estimate of `roi --auto`.
 //!
 //! `cargo bench -p meter-benches --bench vision`
 
@@ -11,8 +13,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use image::codecs::jpeg::JpegEncoder;
 use meter_synth::{FrameParams, MeterLayout};
 use meter_vision::{
-    aligned_frame, decode_jpeg, extract_digits, propose_digits, Aligner, Mark, Pipeline, Regions,
-    Resample,
+    aligned_frame, decode_jpeg, extract_digits, propose_digits, propose_rotated, AlignMethod,
+    Aligner, Mark, Pipeline, Regions, Resample, Tracker, WideSearch,
 };
 
 /// The default synthetic meter with eight digits instead of six.
@@ -114,5 +116,72 @@ fn vision(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, vision);
+/// A shot of the bench meter from a camera turned and shifted.
+fn bumped(layout: &MeterLayout, rotation_deg: f32, shift: (f32, f32)) -> image::RgbImage {
+    layout
+        .render(&FrameParams {
+            counter: 7_654_321.0,
+            rotation_deg,
+            shift,
+            noise: 4.0,
+            hotspot: Some(((300.0, 150.0), 60.0, 90.0)),
+            seed: 5,
+        })
+        .image
+}
+
+fn bumped_camera(c: &mut Criterion) {
+    let layout = layout();
+    let regions = Regions::Boxes(layout.digits.clone());
+    let pipeline = Pipeline::builder()
+        .aligner(aligner(&layout, 5.0))
+        .regions(regions)
+        .digit_size(20, 32)
+        .build()
+        .expect("pipeline");
+    let al = pipeline.aligner().clone();
+    let mut g = c.benchmark_group("vision_bumped");
+    g.sample_size(10);
+    // Turned 8 degrees and shifted (40, 40) px: the local search fails,
+    // the wide search (over ±20 degrees, ±10% scale) finds both marks.
+    let wide = bumped(&layout, 8.0, (40.0, 40.0));
+    let (initial, _) = al.initial(wide.dimensions());
+    assert!(al.align(&wide).is_err(), "the local search must fail here");
+    g.bench_function("wide_search_2marks_640x480_rot20_scale10", |b| {
+        b.iter(|| {
+            al.align_wide(black_box(&wide), &initial, &WideSearch::default())
+                .expect("found")
+        })
+    });
+    // The whole first frame after the bump through a fresh tracker: local
+    // search, wide search, digit-row confirmation, crops.
+    g.bench_function("tracker_first_frame_after_bump_wide", |b| {
+        b.iter(|| {
+            let out = Tracker::new(pipeline.clone())
+                .process_image(black_box(wide.clone()))
+                .expect("found");
+            assert_eq!(out.tracking.method, AlignMethod::Wide);
+            out
+        })
+    });
+    // A mark left the frame: the digit row anchors.
+    let row = bumped(&layout, -12.0, (0.0, -60.0));
+    g.bench_function("tracker_first_frame_after_bump_row_anchor", |b| {
+        b.iter(|| {
+            let out = Tracker::new(pipeline.clone())
+                .process_image(black_box(row.clone()))
+                .expect("found");
+            assert_eq!(out.tracking.method, AlignMethod::Row);
+            out
+        })
+    });
+    // Set-up only: `roi --auto` without `--rotate`.
+    let turned = bumped(&layout, 33.0, (0.0, 0.0));
+    g.bench_function("propose_rotated_640x480_45deg", |b| {
+        b.iter(|| propose_rotated(black_box(&turned), Some(8), None).expect("a row"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, vision, bumped_camera);
 criterion_main!(benches);

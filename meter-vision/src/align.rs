@@ -13,6 +13,7 @@ use image::{GrayImage, RgbImage};
 use crate::error::VisionError;
 use crate::geometry::{Affine, MotionModel};
 use crate::sample::{gray_patch, Plane};
+use crate::zncc::{best_match, Template};
 
 /// A reference mark: a small template cut from a reference frame, and where
 /// its top-left corner lies in the aligned frame.
@@ -201,6 +202,7 @@ impl AlignerBuilder {
             marks.push(PreparedMark {
                 x: m.x,
                 y: m.y,
+                raw: Plane::from_gray(&m.template),
                 full,
                 half,
             });
@@ -231,187 +233,32 @@ impl AlignerBuilder {
 #[derive(Debug, Clone)]
 pub struct Aligner {
     rotate_deg: f64,
-    marks: Vec<PreparedMark>,
+    pub(crate) marks: Vec<PreparedMark>,
     search_radius: u32,
     max_rotation_deg: f64,
-    min_score: f32,
+    pub(crate) min_score: f32,
     model: MotionModel,
     max_residual_px: f64,
     aligned_size: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone)]
-struct PreparedMark {
-    x: f64,
-    y: f64,
+pub(crate) struct PreparedMark {
+    pub(crate) x: f64,
+    pub(crate) y: f64,
+    /// The template's grey levels (the wide search turns and scales them).
+    pub(crate) raw: Plane,
     full: Template,
     half: Option<Template>,
 }
 
 impl PreparedMark {
-    fn centre(&self) -> (f64, f64) {
+    pub(crate) fn centre(&self) -> (f64, f64) {
         (
             self.x + (self.full.width as f64 - 1.0) / 2.0,
             self.y + (self.full.height as f64 - 1.0) / 2.0,
         )
     }
-}
-
-/// A zero-mean template and its norm, ready for ZNCC.
-#[derive(Debug, Clone)]
-struct Template {
-    width: usize,
-    height: usize,
-    zero_mean: Vec<f32>,
-    norm: f32,
-}
-
-impl Template {
-    fn new(p: &Plane) -> Option<Self> {
-        let n = p.data.len();
-        if n == 0 {
-            return None;
-        }
-        let mean = p.data.iter().sum::<f32>() / n as f32;
-        let zero_mean: Vec<f32> = p.data.iter().map(|v| v - mean).collect();
-        let norm = zero_mean.iter().map(|v| v * v).sum::<f32>().sqrt();
-        (norm > 1e-3 * (n as f32).sqrt()).then_some(Self {
-            width: p.width,
-            height: p.height,
-            zero_mean,
-            norm,
-        })
-    }
-}
-
-/// Sums and sums of squares of a plane, for window statistics in O(1).
-struct Integral {
-    stride: usize,
-    sum: Vec<f64>,
-    sq: Vec<f64>,
-}
-
-impl Integral {
-    fn new(p: &Plane) -> Self {
-        let stride = p.width + 1;
-        let mut sum = vec![0.0; stride * (p.height + 1)];
-        let mut sq = vec![0.0; stride * (p.height + 1)];
-        for y in 0..p.height {
-            let (mut rs, mut rq) = (0.0f64, 0.0f64);
-            for x in 0..p.width {
-                let v = f64::from(p.get(x, y));
-                rs += v;
-                rq += v * v;
-                sum[(y + 1) * stride + x + 1] = sum[y * stride + x + 1] + rs;
-                sq[(y + 1) * stride + x + 1] = sq[y * stride + x + 1] + rq;
-            }
-        }
-        Self { stride, sum, sq }
-    }
-
-    fn window(&self, x: usize, y: usize, w: usize, h: usize) -> (f64, f64) {
-        let s = self.stride;
-        let at = |t: &Vec<f64>| {
-            t[(y + h) * s + x + w] - t[y * s + x + w] - t[(y + h) * s + x] + t[y * s + x]
-        };
-        (at(&self.sum), at(&self.sq))
-    }
-}
-
-/// ZNCC of `t` placed at `(u, v)` in `p`.
-fn zncc_at(p: &Plane, ii: &Integral, t: &Template, u: usize, v: usize) -> f32 {
-    let mut num = 0.0f32;
-    for j in 0..t.height {
-        let row = &p.data[(v + j) * p.width + u..][..t.width];
-        let trow = &t.zero_mean[j * t.width..][..t.width];
-        num += row.iter().zip(trow).map(|(a, b)| a * b).sum::<f32>();
-    }
-    let n = (t.width * t.height) as f64;
-    let (s, q) = ii.window(u, v, t.width, t.height);
-    let var = q - s * s / n;
-    if var <= 1e-6 * n {
-        return 0.0; // a flat window matches nothing
-    }
-    num / (t.norm * var.sqrt() as f32)
-}
-
-/// Best placement of `t` in `p` over `u in us, v in vs` (inclusive), with
-/// a sub-pixel parabola fit. Returns `(u, v, score)`.
-fn best_match(
-    p: &Plane,
-    t: &Template,
-    us: (usize, usize),
-    vs: (usize, usize),
-) -> Option<(f64, f64, f32)> {
-    if p.width < t.width || p.height < t.height {
-        return None;
-    }
-    let (umax, vmax) = (p.width - t.width, p.height - t.height);
-    let (u0, u1) = (us.0.min(umax), us.1.min(umax));
-    let (v0, v1) = (vs.0.min(vmax), vs.1.min(vmax));
-    let ii = Integral::new(p);
-    let mut best = (u0, v0, f32::NEG_INFINITY);
-    for v in v0..=v1 {
-        for u in u0..=u1 {
-            let s = zncc_at(p, &ii, t, u, v);
-            if s > best.2 {
-                best = (u, v, s);
-            }
-        }
-    }
-    let (u, v, s0) = best;
-    let offset = |lo: Option<f32>, hi: Option<f32>| -> f64 {
-        match (lo, hi) {
-            (Some(a), Some(b)) => {
-                let denom = a - 2.0 * s0 + b;
-                if denom < -1e-6 {
-                    f64::from((0.5 * (a - b) / denom).clamp(-0.5, 0.5))
-                } else {
-                    0.0
-                }
-            }
-            _ => 0.0,
-        }
-    };
-    let at = |uu: Option<usize>, vv: Option<usize>| match (uu, vv) {
-        (Some(uu), Some(vv)) if uu <= umax && vv <= vmax => Some(zncc_at(p, &ii, t, uu, vv)),
-        _ => None,
-    };
-    let dx = offset(at(u.checked_sub(1), Some(v)), at(Some(u + 1), Some(v)));
-    let dy = offset(at(Some(u), v.checked_sub(1)), at(Some(u), Some(v + 1)));
-    Some((u as f64 + dx, v as f64 + dy, s0))
-}
-
-/// Where `template` best matches `image` (ZNCC, sub-pixel), with its
-/// top-left corner searched within `radius` pixels of `near`. Returns the
-/// top-left corner and the score; `None` when the template is flat or the
-/// window does not fit in the image.
-pub fn locate(
-    image: &GrayImage,
-    template: &GrayImage,
-    near: (i64, i64),
-    radius: u32,
-) -> Option<((f64, f64), f32)> {
-    let t = Template::new(&Plane::from_gray(template))?;
-    let r = i64::from(radius);
-    let x0 = (near.0 - r).max(0);
-    let y0 = (near.1 - r).max(0);
-    let x1 = (near.0 + r + t.width as i64).min(i64::from(image.width()));
-    let y1 = (near.1 + r + t.height as i64).min(i64::from(image.height()));
-    if x1 - x0 < t.width as i64 || y1 - y0 < t.height as i64 {
-        return None;
-    }
-    let sub = image::imageops::crop_imm(
-        image,
-        x0 as u32,
-        y0 as u32,
-        (x1 - x0) as u32,
-        (y1 - y0) as u32,
-    )
-    .to_image();
-    let p = Plane::from_gray(&sub);
-    let (u, v, s) = best_match(&p, &t, (0, p.width - t.width), (0, p.height - t.height))?;
-    Some(((x0 as f64 + u, y0 as f64 + v), s))
 }
 
 impl Aligner {
@@ -443,50 +290,68 @@ impl Aligner {
         (map, aligned)
     }
 
-    /// Aligns one camera frame. Fails with [`VisionError::MarkNotFound`]
+    /// Aligns one camera frame, searching each mark around where the
+    /// initial rotation puts it. Fails with [`VisionError::MarkNotFound`]
     /// when a mark scores below the minimum, and with
     /// [`VisionError::InconsistentMarks`] when the marks disagree.
     pub fn align(&self, image: &RgbImage) -> Result<Alignment, VisionError> {
+        let (initial, _) = self.initial(image.dimensions());
+        self.align_near(image, &initial)
+    }
+
+    /// As [`Aligner::align`], but searches each mark around where
+    /// `reference` (aligned frame to camera frame) puts it, and bounds the
+    /// rotation and scale relative to it: the local search of a camera
+    /// whose reference has moved (see [`crate::Tracker`]).
+    pub fn align_near(
+        &self,
+        image: &RgbImage,
+        reference: &Affine,
+    ) -> Result<Alignment, VisionError> {
+        self.align_within(image, reference, self.search_radius, self.max_rotation_deg)
+    }
+
+    /// [`Aligner::align_near`] with another window half-size and largest
+    /// rotation (the wide search refines its hypotheses with small ones).
+    pub(crate) fn align_within(
+        &self,
+        image: &RgbImage,
+        reference: &Affine,
+        search_radius: u32,
+        max_rotation_deg: f64,
+    ) -> Result<Alignment, VisionError> {
         let (initial, aligned_size) = self.initial(image.dimensions());
         if self.marks.is_empty() {
             return Ok(Alignment {
-                transform: initial,
+                transform: *reference,
                 aligned_size,
                 initial,
                 marks: Vec::new(),
             });
         }
-        for (index, m) in self.marks.iter().enumerate() {
-            let need = (
-                (m.x + m.full.width as f64).ceil().max(0.0) as u32,
-                (m.y + m.full.height as f64).ceil().max(0.0) as u32,
-            );
-            if m.x < 0.0 || m.y < 0.0 || need.0 > aligned_size.0 || need.1 > aligned_size.1 {
-                return Err(VisionError::FrameSize {
-                    got: aligned_size,
-                    index,
-                    x: m.x as f32,
-                    y: m.y as f32,
-                    need,
-                });
-            }
-        }
+        self.check_marks_fit(aligned_size)?;
+        let to_pre = reference
+            .inverse()
+            .ok_or_else(|| VisionError::InvalidGeometry {
+                reason: "reference transform is degenerate".into(),
+            })?;
         let centre = (
             (f64::from(aligned_size.0) - 1.0) / 2.0,
             (f64::from(aligned_size.1) - 1.0) / 2.0,
         );
-        // Stage 1: each mark in its whole window, through the initial rotation.
+        // Stage 1: each mark in its whole window, through the reference.
+        // Positions are kept in the reference's frame ("pre"), where fit()
+        // works.
         let mut found = Vec::with_capacity(self.marks.len());
         for m in &self.marks {
-            let (mc, r) = (m.centre(), self.search_radius as f64);
+            let (mc, r) = (m.centre(), f64::from(search_radius));
             let lever = ((mc.0 - centre.0).powi(2) + (mc.1 - centre.1).powi(2)).sqrt();
-            let turn = 2.0 * lever * (self.max_rotation_deg.to_radians() / 2.0).sin();
+            let turn = 2.0 * lever * (max_rotation_deg.to_radians() / 2.0).sin();
             let radius = (r + turn).ceil() as usize;
-            let (d, score) = self.search(image, &initial, m, radius)?;
-            found.push(((mc.0 + d.0, mc.1 + d.1), score));
+            found.push(self.search_turned(image, reference, m, radius, max_rotation_deg)?);
         }
         let used = self.choose_marks(&found)?;
-        let mut transform = self.fit(&found, &used, &initial)?;
+        let mut transform = self.fit(&found, &used, reference)?;
         // Stage 2: match again through the estimate, in a small window, so
         // the templates see the frame upright; twice is enough to converge.
         let mut scores: Vec<f32> = found.iter().map(|f| f.1).collect();
@@ -496,16 +361,10 @@ impl Aligner {
                 let mc = m.centre();
                 let (d, score) = self.search(image, &transform, m, 3)?;
                 scores[k] = score;
-                // Back into the initially rotated frame, where fit() works.
                 let cam = transform.apply((mc.0 + d.0, mc.1 + d.1));
-                let pre = initial.inverse().map(|inv| inv.apply(cam)).ok_or_else(|| {
-                    VisionError::InvalidGeometry {
-                        reason: "initial rotation is degenerate".into(),
-                    }
-                })?;
-                found[k] = (pre, score);
+                found[k] = (to_pre.apply(cam), score);
             }
-            transform = self.fit(&found, &used, &initial)?;
+            transform = self.fit(&found, &used, reference)?;
         }
         let mut marks = Vec::with_capacity(self.marks.len());
         for (k, m) in self.marks.iter().enumerate() {
@@ -515,7 +374,7 @@ impl Aligner {
                 return Err(self.not_found(k, m, score));
             }
             let predicted = transform.apply(m.centre());
-            let cam = initial.apply(found[k].0);
+            let cam = reference.apply(found[k].0);
             let residual = ((predicted.0 - cam.0).powi(2) + (predicted.1 - cam.1).powi(2)).sqrt();
             if in_use && residual > self.max_residual_px {
                 return Err(VisionError::InconsistentMarks {
@@ -534,29 +393,82 @@ impl Aligner {
                 used: in_use,
             });
         }
-        let alignment = Alignment {
+        // The move found on top of the reference.
+        let c = transform.then(&to_pre);
+        let rot = c.rotation_deg();
+        if rot.abs() > max_rotation_deg + 1.0 {
+            return Err(VisionError::InconsistentMarks {
+                reason: format!(
+                    "marks imply a rotation of {rot:.1} degrees, more than the {max_rotation_deg:.1} allowed"
+                ),
+            });
+        }
+        if (c.scale() - 1.0).abs() > 0.05 {
+            return Err(VisionError::InconsistentMarks {
+                reason: format!("marks imply a scale of {:.3}", c.scale()),
+            });
+        }
+        Ok(Alignment {
             transform,
             aligned_size,
             initial,
             marks,
-        };
-        if let Some(c) = alignment.correction() {
-            let rot = c.rotation_deg();
-            if rot.abs() > self.max_rotation_deg + 1.0 {
-                return Err(VisionError::InconsistentMarks {
-                    reason: format!(
-                        "marks imply a rotation of {rot:.1} degrees, more than the {:.1} allowed",
-                        self.max_rotation_deg
-                    ),
-                });
-            }
-            if (c.scale() - 1.0).abs() > 0.05 {
-                return Err(VisionError::InconsistentMarks {
-                    reason: format!("marks imply a scale of {:.3}", c.scale()),
+        })
+    }
+
+    /// Every mark must lie inside the aligned frame.
+    fn check_marks_fit(&self, aligned_size: (u32, u32)) -> Result<(), VisionError> {
+        for (index, m) in self.marks.iter().enumerate() {
+            let need = (
+                (m.x + m.full.width as f64).ceil().max(0.0) as u32,
+                (m.y + m.full.height as f64).ceil().max(0.0) as u32,
+            );
+            if m.x < 0.0 || m.y < 0.0 || need.0 > aligned_size.0 || need.1 > aligned_size.1 {
+                return Err(VisionError::FrameSize {
+                    got: aligned_size,
+                    index,
+                    x: m.x as f32,
+                    y: m.y as f32,
+                    need,
                 });
             }
         }
-        Ok(alignment)
+        Ok(())
+    }
+
+    /// Stage 1 for one mark: the upright template first; when it scores
+    /// below the minimum, the window is sampled turned about the mark by
+    /// steps up to the largest rotation allowed, so that a turned camera
+    /// still shows the mark as the template has it. Returns the mark's
+    /// centre in the frame of `map` and the score.
+    fn search_turned(
+        &self,
+        image: &RgbImage,
+        map: &Affine,
+        m: &PreparedMark,
+        radius: usize,
+        max_rotation_deg: f64,
+    ) -> Result<((f64, f64), f32), VisionError> {
+        let mc = m.centre();
+        let (d, score) = self.search(image, map, m, radius)?;
+        let mut best = ((mc.0 + d.0, mc.1 + d.1), score);
+        if score >= self.min_score {
+            return Ok(best);
+        }
+        // A step that moves the template's corner by about one pixel at
+        // the coarse stage (two at full resolution) loses little score.
+        let half_diag = 0.5 * (m.full.width as f64).hypot(m.full.height as f64);
+        let step = (2.0 / half_diag).to_degrees().clamp(1.0, 6.0);
+        let steps = (max_rotation_deg / step).ceil() as i32;
+        for k in (1..=steps).flat_map(|k| [k, -k]) {
+            let deg = (f64::from(k) * step).clamp(-max_rotation_deg, max_rotation_deg);
+            let turn = Affine::rotation_about(mc, deg);
+            let (d, score) = self.search(image, &turn.then(map), m, radius)?;
+            if score > best.1 {
+                best = (turn.apply((mc.0 + d.0, mc.1 + d.1)), score);
+            }
+        }
+        Ok(best)
     }
 
     /// The marks to align with. All of them when they score well and keep
@@ -658,7 +570,7 @@ impl Aligner {
 
     /// Searches mark `m` within `radius` of where `map` puts it; returns the
     /// offset in aligned-frame pixels and the score.
-    fn search(
+    pub(crate) fn search(
         &self,
         image: &RgbImage,
         map: &Affine,
@@ -696,12 +608,12 @@ impl Aligner {
     }
 
     /// Fits the aligned -> camera transform to mark centres found in the
-    /// initially rotated frame.
+    /// frame of `base` (the map the search went through).
     fn fit(
         &self,
         found: &[((f64, f64), f32)],
         used: &[usize],
-        initial: &Affine,
+        base: &Affine,
     ) -> Result<Affine, VisionError> {
         let from: Vec<_> = used.iter().map(|&k| self.marks[k].centre()).collect();
         let to: Vec<_> = used.iter().map(|&k| found[k].0).collect();
@@ -714,6 +626,6 @@ impl Aligner {
             Affine::fit(&from, &to, model).ok_or_else(|| VisionError::InconsistentMarks {
                 reason: "marks coincide: no rotation can be measured".into(),
             })?;
-        Ok(correction.then(initial))
+        Ok(correction.then(base))
     }
 }

@@ -61,38 +61,169 @@ impl Blob {
 /// missing at the ends).
 pub fn propose_digits(image: &RgbImage, expected: Option<usize>) -> Option<Proposal> {
     let gray = image::imageops::grayscale(image);
-    let mut best: Option<(f64, Proposal)> = None;
+    let search = RowSearch {
+        expected,
+        nominal: gray.dimensions(),
+        glyph_h: None,
+    };
+    find_row(&gray, &search).map(|r| r.proposal)
+}
+
+/// The row [`propose_digits`] picks, with what the rotation estimate and
+/// the row check need besides the boxes.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub proposal: Proposal,
+    /// How good a row it is (longer rows of taller glyphs score higher).
+    pub score: f64,
+    /// Centres of the glyphs seen, left to right.
+    pub glyphs: Vec<(f64, f64)>,
+    /// The glyphs' median height.
+    pub glyph_h: f64,
+}
+
+impl Row {
+    /// The line `y = a + b x` through the glyphs' centres that most of
+    /// them lie on: a rolling digit's glyph sits higher or lower than the
+    /// settled ones and must not tilt the line. Of the lines through two
+    /// centres, the one with the most centres within a few pixels wins
+    /// (then the flatter, then the closer fit); the line is fitted to those
+    /// by least squares.
+    pub fn line(&self) -> (f64, f64) {
+        let g = &self.glyphs;
+        let tol = (self.glyph_h * 0.06).max(1.5);
+        let line_through = |p: &(f64, f64), q: &(f64, f64)| {
+            let b = (q.1 - p.1) / (q.0 - p.0);
+            (p.1 - b * p.0, b)
+        };
+        // (inliers, |slope|, squared residuals, inliers' indices)
+        let mut best: Option<(usize, f64, f64, Vec<usize>)> = None;
+        for (i, p) in g.iter().enumerate() {
+            for q in &g[i + 1..] {
+                if (q.0 - p.0).abs() < 1e-9 {
+                    continue;
+                }
+                let (a, b) = line_through(p, q);
+                let residual = |c: &(f64, f64)| (c.1 - a - b * c.0).abs();
+                let inliers: Vec<usize> =
+                    (0..g.len()).filter(|&k| residual(&g[k]) <= tol).collect();
+                let spread: f64 = inliers.iter().map(|&k| residual(&g[k]).powi(2)).sum();
+                // Ties go to the flatter line: the picture is level to
+                // within a few degrees wherever a row is looked for.
+                let better = best.as_ref().is_none_or(|(n, flat, sq, _)| {
+                    inliers.len() > *n
+                        || (inliers.len() == *n
+                            && (b.abs() < flat - 1e-3 || (b.abs() <= flat + 1e-3 && spread < *sq)))
+                });
+                if better {
+                    best = Some((inliers.len(), b.abs(), spread, inliers));
+                }
+            }
+        }
+        let Some((_, _, _, inliers)) = best else {
+            return (g.first().map_or(0.0, |c| c.1), 0.0);
+        };
+        let n = inliers.len() as f64;
+        let (mx, my) = inliers
+            .iter()
+            .fold((0.0, 0.0), |s, &k| (s.0 + g[k].0 / n, s.1 + g[k].1 / n));
+        let (mut sxx, mut sxy) = (0.0, 0.0);
+        for &k in &inliers {
+            sxx += (g[k].0 - mx).powi(2);
+            sxy += (g[k].0 - mx) * (g[k].1 - my);
+        }
+        let b = if sxx < 1e-9 { 0.0 } else { sxy / sxx };
+        (my - b * mx, b)
+    }
+
+    /// The slope `dy/dx` of [`Row::line`].
+    pub fn slope(&self) -> f64 {
+        self.line().1
+    }
+
+    /// Each digit box's centre, on [`Row::line`] (the boxes themselves are
+    /// level).
+    pub fn centres(&self) -> Vec<(f64, f64)> {
+        let (a, b) = self.line();
+        self.proposal
+            .digits
+            .iter()
+            .map(|d| {
+                let x = f64::from(d[0]) + f64::from(d[2]) / 2.0;
+                (x, a + b * x)
+            })
+            .collect()
+    }
+}
+
+/// What [`find_row`] looks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowSearch {
+    /// The number of digits, if known.
+    pub expected: Option<usize>,
+    /// The size of the whole frame the picture belongs to: a picture cut
+    /// from a frame keeps the frame's glyph-size limits and neighbourhoods.
+    pub nominal: (u32, u32),
+    /// Bounds of the glyphs' height, when known (smaller print nearby, a
+    /// serial number, is a row too).
+    pub glyph_h: Option<(f64, f64)>,
+}
+
+/// [`propose_digits`] on a grey image, with the row's glyphs.
+pub(crate) fn find_row(gray: &GrayImage, search: &RowSearch) -> Option<Row> {
+    let expected = search.expected;
+    let mut best: Option<Row> = None;
     // Several neighbourhood sizes and margins: thin digits in tight roller
     // cells merge with the cell borders at some settings and not at others.
-    let h = gray.height();
+    let h = search.nominal.1;
     let settings = [
         (h / 24, 18.0),
         (h / 48, 18.0),
         (h / 24, 35.0),
         (h / 48, 35.0),
     ];
+    // The neighbourhood means, once per size.
+    let mut means: Vec<(u32, Vec<f64>)> = Vec::new();
     for (dark, (radius, margin)) in [true, false]
         .into_iter()
         .flat_map(|d| settings.into_iter().map(move |s| (d, s)))
     {
-        let ink = threshold(&gray, dark, radius.max(4), margin);
+        let radius = radius.max(4);
+        if !means.iter().any(|m| m.0 == radius) {
+            means.push((radius, local_means(gray, radius)));
+        }
+        let mean = &means.iter().find(|m| m.0 == radius).expect("made above").1;
+        let ink = threshold(gray, mean, dark, margin);
         let components = ink_components(&ink);
-        let blobs = glyph_blobs(&components, ink.dimensions());
+        let mut blobs = glyph_blobs(&components, search.nominal);
+        if let Some((lo, hi)) = search.glyph_h {
+            blobs.retain(|b| (lo..=hi).contains(&b.h()));
+        }
         for row in rows(&blobs) {
-            let Some(p) = boxes_for_row(&row, dark, &gray, &components, expected) else {
+            let Some(p) = boxes_for_row(&row, dark, gray, &components, expected) else {
                 continue;
             };
             let score = row_score(&row, &p, expected);
-            if best.as_ref().is_none_or(|(s, _)| score > *s) {
-                best = Some((score, p));
+            if best.as_ref().is_none_or(|b| score > b.score) {
+                best = Some(Row {
+                    proposal: p,
+                    score,
+                    glyphs: row.iter().map(|b| (b.cx(), b.cy())).collect(),
+                    glyph_h: {
+                        let mut hs: Vec<f64> = row.iter().map(Blob::h).collect();
+                        hs.sort_by(f64::total_cmp);
+                        hs[hs.len() / 2]
+                    },
+                });
             }
         }
     }
-    best.map(|b| b.1)
+    best
 }
 
-/// Ink where a pixel differs from its neighbourhood mean by a margin.
-fn threshold(gray: &GrayImage, dark: bool, radius: u32, margin: f64) -> GrayImage {
+/// Each pixel's neighbourhood mean (a square of `radius` either side,
+/// cut at the edges), from an integral image.
+fn local_means(gray: &GrayImage, radius: u32) -> Vec<f64> {
     let (w, h) = gray.dimensions();
     let r = i64::from(radius);
     let stride = w as usize + 1;
@@ -104,19 +235,44 @@ fn threshold(gray: &GrayImage, dark: bool, radius: u32, margin: f64) -> GrayImag
             integral[(y + 1) * stride + x + 1] = integral[y * stride + x + 1] + row;
         }
     }
-    GrayImage::from_fn(w, h, |x, y| {
-        let x0 = (i64::from(x) - r).max(0) as usize;
-        let y0 = (i64::from(y) - r).max(0) as usize;
-        let x1 = (i64::from(x) + r + 1).min(i64::from(w)) as usize;
-        let y1 = (i64::from(y) + r + 1).min(i64::from(h)) as usize;
-        let sum = integral[y1 * stride + x1] + integral[y0 * stride + x0]
-            - integral[y0 * stride + x1]
-            - integral[y1 * stride + x0];
-        let mean = sum as f64 / ((x1 - x0) * (y1 - y0)) as f64;
-        let v = f64::from(gray.get_pixel(x, y)[0]);
-        let d = if dark { mean - v } else { v - mean };
-        image::Luma([if d > margin { 255 } else { 0 }])
-    })
+    let mut out = Vec::with_capacity(w as usize * h as usize);
+    for y in 0..i64::from(h) {
+        let y0 = (y - r).max(0) as usize;
+        let y1 = (y + r + 1).min(i64::from(h)) as usize;
+        for x in 0..i64::from(w) {
+            let x0 = (x - r).max(0) as usize;
+            let x1 = (x + r + 1).min(i64::from(w)) as usize;
+            let sum = integral[y1 * stride + x1] + integral[y0 * stride + x0]
+                - integral[y0 * stride + x1]
+                - integral[y1 * stride + x0];
+            out.push(sum as f64 / ((x1 - x0) * (y1 - y0)) as f64);
+        }
+    }
+    out
+}
+
+/// Ink where a pixel differs from its neighbourhood mean (`means`, from
+/// [`local_means`]) by a margin.
+fn threshold(gray: &GrayImage, means: &[f64], dark: bool, margin: f64) -> GrayImage {
+    let (w, h) = gray.dimensions();
+    let data = gray
+        .as_raw()
+        .iter()
+        .zip(means)
+        .map(|(&v, &mean)| {
+            let d = if dark {
+                mean - f64::from(v)
+            } else {
+                f64::from(v) - mean
+            };
+            if d > margin {
+                255
+            } else {
+                0
+            }
+        })
+        .collect();
+    GrayImage::from_raw(w, h, data).expect("one value per pixel")
 }
 
 /// Connected components of ink (8-connected), as bounding boxes with areas.

@@ -11,7 +11,14 @@
 //! - [`regions`]: digit boxes or a split counter window, sampled straight
 //!   through the transform into model-sized images.
 //! - [`pipeline`]: all of it from JPEG bytes in one call; [`auto`] proposes
-//!   the digit boxes of a new meter.
+//!   the digit boxes of a new meter, [`row::propose_rotated`] also its
+//!   rotation.
+//! - [`track`]: a [`Tracker`] per meter follows a camera that moved: when
+//!   the local search fails, the [`wide`] search (marks turned and scaled
+//!   over the whole frame) or the digit row itself re-finds the meter; such
+//!   an alignment counts only when the digit row confirms it
+//!   ([`row::check_row`]), and a new place becomes the reference after
+//!   consistent frames, reported as a [`CameraMove`].
 //!
 //! ```
 //! use meter_synth::{FrameParams, MeterLayout};
@@ -45,10 +52,14 @@ pub mod geometry;
 pub mod jpeg;
 pub mod pipeline;
 pub mod regions;
+pub mod row;
 mod sample;
 pub mod source;
+pub mod track;
+pub mod wide;
+mod zncc;
 
-pub use align::{locate, Aligner, AlignerBuilder, Alignment, Mark, MarkMatch};
+pub use align::{Aligner, AlignerBuilder, Alignment, Mark, MarkMatch};
 pub use auto::{propose_digits, Proposal};
 pub use draw::draw_box;
 pub use error::{JpegDefect, VisionError};
@@ -56,8 +67,12 @@ pub use geometry::{Affine, MotionModel};
 pub use jpeg::{check_grey_bottom, decode_jpeg, validate_jpeg, JpegInfo};
 pub use pipeline::{CounterWindow, MarkSpec, MeterGeometry, Pipeline, PipelineBuilder, Processed};
 pub use regions::{aligned_frame, extract_digits, split_window, Regions};
+pub use row::{check_row, propose_rotated, Oriented, RowCheck};
 pub use sample::{sample_rect, Resample};
 pub use source::{
     newest_jpeg, FileSource, FolderOrder, FolderSource, Frame, FrameSource, HttpCamera,
     SourceOptions, SourceSpec, StdinSource, StopSignal,
 };
+pub use track::{AlignMethod, CameraMove, Tracker, TrackerSettings, Tracking};
+pub use wide::WideSearch;
+pub use zncc::locate;

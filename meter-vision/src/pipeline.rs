@@ -10,6 +10,7 @@ use crate::error::VisionError;
 use crate::jpeg::decode_jpeg;
 use crate::regions::{extract_digits, Regions};
 use crate::sample::Resample;
+use crate::track::Tracking;
 
 /// A reference mark as configured: template image file and the top-left
 /// corner of the mark in the aligned frame (issue 4's `{ image, x, y }`).
@@ -222,6 +223,10 @@ pub struct Processed {
     pub alignment: Alignment,
     /// The digit images, most significant first.
     pub digits: Vec<RgbImage>,
+    /// How the frame was aligned; a reading may be stored only when
+    /// `tracking.confirmed` (always so from [`Pipeline`], which searches
+    /// locally only; a [`crate::Tracker`] also searches wide).
+    pub tracking: Tracking,
 }
 
 impl Pipeline {
@@ -255,6 +260,16 @@ impl Pipeline {
     /// Aligns and cuts an already decoded frame.
     pub fn process_image(&self, image: RgbImage) -> Result<Processed, VisionError> {
         let alignment = self.aligner.align(&image)?;
+        self.cut(image, alignment, Tracking::local())
+    }
+
+    /// Cuts the digits of an aligned frame.
+    pub(crate) fn cut(
+        &self,
+        image: RgbImage,
+        alignment: Alignment,
+        tracking: Tracking,
+    ) -> Result<Processed, VisionError> {
         let digits = extract_digits(
             &image,
             &alignment,
@@ -266,6 +281,7 @@ impl Pipeline {
             image,
             alignment,
             digits,
+            tracking,
         })
     }
 }

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use image::{Rgb, RgbImage};
+use meter_model::DigitModel;
 use meter_vision::{
-    aligned_frame, decode_jpeg, draw_box, extract_digits, propose_digits, Aligner, Alignment,
-    MeterGeometry, Regions, Resample,
+    aligned_frame, decode_jpeg, draw_box, extract_digits, propose_digits, propose_rotated, Aligner,
+    Alignment, MeterGeometry, Oriented, Regions, Resample,
 };
 
 use crate::Outcome;
@@ -41,7 +42,9 @@ pub struct Args {
     #[arg(long)]
     pub digits: Option<usize>,
     /// Initial rotation in degrees (counter-clockwise) when no config is
-    /// given (180 for an upside-down camera).
+    /// given (180 for an upside-down camera). With --auto it is a hint:
+    /// the rotation is estimated within 45 degrees of it (without it,
+    /// within 45 degrees of upright or of upside down).
     #[arg(long, allow_hyphen_values = true)]
     pub rotate: Option<f64>,
     /// Size of the written crops as WxH (default: each box's own size).
@@ -108,9 +111,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let aligner = match &geometry {
         Some(g) => g.aligner(&base).context("loading the config's marks")?,
-        None => Aligner::builder()
-            .rotate_deg(args.rotate.unwrap_or(0.0))
-            .build()?,
+        None => {
+            let rotate = match args.auto {
+                true => estimate_rotation(&frame, &args)?,
+                false => args.rotate.unwrap_or(0.0),
+            };
+            Aligner::builder().rotate_deg(rotate).build()?
+        }
     };
     let alignment = match aligner.align(&frame) {
         Ok(a) => a,
@@ -233,6 +240,72 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// The camera's rotation, found from the digit row and printed as config.
+/// The row alone cannot tell upright from upside down: the hint decides,
+/// or without one the digit model (the way up it reads with more
+/// confidence).
+fn estimate_rotation(frame: &RgbImage, args: &Args) -> anyhow::Result<f64> {
+    let Some(found) = propose_rotated(frame, args.digits, args.rotate) else {
+        bail!(
+            "{}: no row of digit-like glyphs found at any rotation{}; set `rotate` and `digits` by hand",
+            args.frame.display(),
+            args.rotate
+                .map(|r| format!(" within 45 degrees of {r}"))
+                .unwrap_or_default()
+        );
+    };
+    let found = match args.rotate {
+        Some(_) => found,
+        None => {
+            let other = found.turned_half(frame.dimensions());
+            let model = DigitModel::shipped();
+            let (a, b) = (
+                reading_confidence(frame, &found, &model)?,
+                reading_confidence(frame, &other, &model)?,
+            );
+            if b > a {
+                other
+            } else {
+                found
+            }
+        }
+    };
+    outln!(
+        "rotate = {:.1}  # estimated from the digit row{}",
+        found.rotate,
+        if args.rotate.is_some() {
+            " near --rotate"
+        } else {
+            ""
+        }
+    );
+    Ok(found.rotate)
+}
+
+/// The digit model's mean confidence in the digits of a proposal.
+fn reading_confidence(frame: &RgbImage, o: &Oriented, model: &DigitModel) -> anyhow::Result<f32> {
+    let (initial, size) = Aligner::builder()
+        .rotate_deg(o.rotate)
+        .build()?
+        .initial(frame.dimensions());
+    let alignment = Alignment {
+        transform: initial,
+        aligned_size: size,
+        initial,
+        marks: Vec::new(),
+    };
+    let regions = Regions::Boxes(o.proposal.digits.clone());
+    let crops = extract_digits(
+        frame,
+        &alignment,
+        &regions,
+        model.input_size(),
+        Resample::Area,
+    )?;
+    let preds = model.predict_batch(&crops)?;
+    Ok(preds.iter().map(|p| p.confidence).sum::<f32>() / preds.len().max(1) as f32)
 }
 
 fn read_frame(path: &Path) -> anyhow::Result<RgbImage> {
@@ -406,6 +479,94 @@ mod tests {
             panic!("a missing frame was read")
         };
         assert!(format!("{err:#}").contains("missing.jpg"));
+    }
+
+    /// Angle difference in degrees, in (-180, 180].
+    fn off(a: f64, b: f64) -> f64 {
+        let d = (a - b).rem_euclid(360.0);
+        if d > 180.0 {
+            d - 360.0
+        } else {
+            d
+        }
+    }
+
+    /// `roi --auto` without `--rotate`: the camera's rotation, upside down
+    /// included, comes from the digit row and the digit model.
+    #[test]
+    fn auto_estimates_the_rotation_upside_down_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = MeterLayout::default();
+        let mut right = 0;
+        let turns = [-40.0f32, -17.0, 0.0, 12.0, 33.0, 180.0, 167.0, -158.0];
+        for (k, turn) in turns.into_iter().enumerate() {
+            let shot = layout.render(&FrameParams {
+                counter: 27_183.0 + 1111.0 * k as f64,
+                rotation_deg: turn,
+                noise: 3.0,
+                seed: k as u64,
+                ..FrameParams::default()
+            });
+            let frame = dir.path().join(format!("turned_{k}.png"));
+            shot.image.save(&frame).unwrap();
+            let mut a = args(&frame, dir.path());
+            a.auto = true;
+            a.digits = Some(6);
+            let rotate = estimate_rotation(&shot.image, &a).unwrap();
+            // The frame turned by `turn` is upright after `rotate = -turn`.
+            let ok = off(rotate, -f64::from(turn)).abs() < 2.0;
+            eprintln!(
+                "turned {turn}: rotate {rotate:.1} {}",
+                if ok { "right" } else { "WRONG" }
+            );
+            right += usize::from(ok);
+        }
+        assert!(right * 10 >= turns.len() * 9, "{right}/{}", turns.len());
+        // A hint decides which way up.
+        let shot = layout.render(&FrameParams {
+            counter: 11_111.0,
+            rotation_deg: 170.0,
+            ..FrameParams::default()
+        });
+        let mut a = args(&dir.path().join("x.png"), dir.path());
+        a.rotate = Some(180.0);
+        let rotate = estimate_rotation(&shot.image, &a).unwrap();
+        assert!(off(rotate, -170.0).abs() < 2.0, "{rotate}");
+    }
+
+    /// The real upside-down frames of wmsc (../shared/data/meter-frames):
+    /// the rotation is estimated as 180.
+    #[test]
+    fn auto_finds_real_upside_down_frames() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/meter-frames/wmsc");
+        if !dir.is_dir() {
+            eprintln!("skipped: ../shared/data/meter-frames not present");
+            return;
+        }
+        let mut right = 0;
+        let names = [
+            "SourceImage_2019-09-16_20-08-31__eb46b74.jpg",
+            "org.jpg",
+            "original.jpg",
+            "Version-1.1.0__reference__Referenz__7bc2dcf.jpg",
+        ];
+        for name in names {
+            let path = dir.join(name);
+            let frame = read_frame(&path).unwrap();
+            let mut a = args(&path, &dir);
+            a.auto = true;
+            a.digits = Some(5);
+            let rotate = estimate_rotation(&frame, &a).unwrap();
+            // Captured upside down, the camera square to the meter within
+            // a few degrees.
+            let ok = off(rotate, 180.0).abs() < 5.0;
+            eprintln!(
+                "wmsc/{name}: rotate {rotate:.1} {}",
+                if ok { "right" } else { "WRONG" }
+            );
+            right += usize::from(ok);
+        }
+        assert!(right >= 3, "{right}/{}", names.len());
     }
 
     #[test]

@@ -6,5 +6,8 @@ mod camsim;
 mod golden;
 mod helpers;
 mod http;
+mod moved;
 mod real_frames;
+mod rotated;
 mod sources;
+mod tracker;

@@ -110,6 +110,27 @@ pub fn geometry_from_aoe_ini(text: &str) -> MeterGeometry {
     g
 }
 
+/// The sound camera frames of wmsc (not the marks, crops, or truncated
+/// JPEGs), by name.
+pub fn wmsc_frames(wmsc: &Path) -> Vec<(String, RgbImage)> {
+    let mut names: Vec<_> = std::fs::read_dir(wmsc)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".jpg") || name.starts_with("Ref_") || name.starts_with("ziffer") {
+                return None;
+            }
+            let raw = decode_jpeg(&std::fs::read(&path).unwrap(), &name).ok()?;
+            Some((name, raw))
+        })
+        .collect()
+}
+
 fn empty_geometry() -> MeterGeometry {
     MeterGeometry {
         rotate: 0.0,
@@ -271,20 +292,8 @@ fn other_wmsc_frames_align_to_the_same_place_or_fail_explicitly() {
     // they can be compared across captures; the others change.
     g.digits.truncate(2);
     let alg = image::imageops::grayscale(&load(&wmsc.join("alg.jpg")));
-    let mut names: Vec<_> = std::fs::read_dir(&wmsc)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
     let (mut frames, mut aligned, mut within) = (0, 0, 0);
-    for path in names {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if !name.ends_with(".jpg") || name.starts_with("Ref_") || name.starts_with("ziffer") {
-            continue;
-        }
-        let Ok(raw) = decode_jpeg(&std::fs::read(&path).unwrap(), &name) else {
-            continue;
-        };
+    for (name, raw) in wmsc_frames(&wmsc) {
         frames += 1;
         // Raw frames are upside down; some files were saved already turned.
         let mut ok = false;
@@ -398,19 +407,7 @@ fn auto_roi_hit_rate_on_real_frames() {
     // Every wmsc frame that aligns (rotate 180 or 0), as aligned frames.
     let wmsc = root.join("wmsc");
     let mut g = geometry_from_wm_ini(&std::fs::read_to_string(wmsc.join("config.ini")).unwrap());
-    let mut names: Vec<_> = std::fs::read_dir(&wmsc)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    names.sort();
-    for path in names {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if !name.ends_with(".jpg") || name.starts_with("Ref_") || name.starts_with("ziffer") {
-            continue;
-        }
-        let Ok(raw) = decode_jpeg(&std::fs::read(&path).unwrap(), &name) else {
-            continue;
-        };
+    for (name, raw) in wmsc_frames(&wmsc) {
         for rotate in [180.0, 0.0] {
             g.rotate = rotate;
             if let Ok(a) = g.aligner(&wmsc).unwrap().align(&raw) {

@@ -1,0 +1,137 @@
+//! Set-up without knowing the camera's rotation (issue 21): the counter
+//! found on frames turned anywhere within 45 degrees either way, and upside
+//! down.
+
+use image::RgbImage;
+use meter_synth::{FrameParams, MeterLayout};
+use meter_vision::{propose_rotated, Affine};
+
+use crate::moved::move_camera;
+
+/// Whether the proposal puts a box centre on every true digit: `truth`
+/// maps the true boxes into the camera frame.
+fn on_the_digits(
+    frame: &RgbImage,
+    boxes: &[[u32; 4]],
+    truth: &Affine,
+    expected: Option<usize>,
+) -> (bool, String) {
+    let Some(o) = propose_rotated(frame, expected, None) else {
+        return (false, "no counter found".into());
+    };
+    let (w, h) = frame.dimensions();
+    let c = ((f64::from(w) - 1.0) / 2.0, (f64::from(h) - 1.0) / 2.0);
+    // The proposal's aligned frame: the camera frame turned by `rotate`.
+    let map = Affine::rotation_about(c, -o.rotate);
+    let centre = |b: &[u32; 4]| {
+        (
+            f64::from(b[0]) + f64::from(b[2]) / 2.0,
+            f64::from(b[1]) + f64::from(b[3]) / 2.0,
+        )
+    };
+    let found: Vec<(f64, f64)> = o
+        .proposal
+        .digits
+        .iter()
+        .map(|b| map.apply(centre(b)))
+        .collect();
+    let ok = boxes.iter().all(|b| {
+        let want = truth.apply(centre(b));
+        let tol = 0.3 * f64::from(b[2].min(b[3]));
+        found
+            .iter()
+            .any(|f| (f.0 - want.0).hypot(f.1 - want.1) <= tol)
+    });
+    (
+        ok,
+        format!("rotate {:.1}, {} boxes", o.rotate, o.proposal.digits.len()),
+    )
+}
+
+/// Turns within ±45 degrees and upside down (180 plus a little).
+pub const TURNS: [f64; 12] = [
+    -45.0, -37.0, -28.0, -19.0, -8.0, 0.0, 11.0, 23.0, 34.6, 45.0, 180.0, 173.0,
+];
+
+#[test]
+fn the_counter_is_found_at_any_turn_on_synthetic_frames() {
+    let layout = MeterLayout::default();
+    let (mut right, mut right_blind, mut n) = (0, 0, 0);
+    for (k, turn) in TURNS.into_iter().enumerate() {
+        let shot = layout.render(&FrameParams {
+            counter: 31_415.9 + k as f64 * 1234.5,
+            noise: 3.0,
+            seed: k as u64,
+            ..FrameParams::default()
+        });
+        let (frame, m) = move_camera(&shot.image, turn, (0.0, 0.0));
+        let (ok, note) = on_the_digits(&frame, &layout.digits, &m, Some(layout.digits.len()));
+        let (blind, blind_note) = on_the_digits(&frame, &layout.digits, &m, None);
+        eprintln!(
+            "synthetic turned {turn}: {} ({note}); without the count {} ({blind_note})",
+            word(ok),
+            word(blind)
+        );
+        right += usize::from(ok);
+        right_blind += usize::from(blind);
+        n += 1;
+    }
+    eprintln!("auto-ROI at any turn, synthetic: {right}/{n} with the digit count, {right_blind}/{n} without");
+    assert!(right * 10 >= n * 9, "{right}/{n}");
+    assert!(
+        right_blind * 10 >= n * 8,
+        "{right_blind}/{n} without the count"
+    );
+}
+
+fn word(ok: bool) -> &'static str {
+    if ok {
+        "right"
+    } else {
+        "WRONG"
+    }
+}
+
+#[test]
+fn the_counter_is_found_at_any_turn_on_real_frames() {
+    let Some(root) = crate::helpers::frames_dir() else {
+        eprintln!("skipped: ../shared/data/meter-frames not present");
+        return;
+    };
+    // Upright (aligned) frames of the three meters, with their boxes.
+    let mut cases: Vec<(String, RgbImage, Vec<[u32; 4]>)> = Vec::new();
+    for (name, g, dir, raw) in crate::moved::real_cases(&root) {
+        let keep = [
+            "wmsc/org.jpg",
+            "wmsc/SourceImage_2019-09-16_20-08-31__eb46b74.jpg",
+            "wmic/org.jpg",
+            "aoe2020/reference.jpg turned",
+        ];
+        if !keep.contains(&name.as_str()) {
+            continue;
+        }
+        let a = g.aligner(&dir).unwrap().align(&raw).unwrap();
+        cases.push((
+            name,
+            meter_vision::aligned_frame(&raw, &a),
+            g.digits.clone(),
+        ));
+    }
+    assert_eq!(cases.len(), 4);
+    let (mut right, mut n) = (0, 0);
+    for (k, (name, upright, boxes)) in cases.iter().enumerate() {
+        // Three turns per meter, in turn through the list, and upside down.
+        let mut turns: Vec<f64> = (0..3).map(|i| TURNS[(3 * k + i) % 10]).collect();
+        turns.push(180.0 - 4.0 * k as f64);
+        for turn in turns {
+            let (frame, m) = move_camera(upright, turn, (0.0, 0.0));
+            // Every meter here has five rollers (aoe2020's config reads three).
+            let (ok, note) = on_the_digits(&frame, boxes, &m, Some(5));
+            eprintln!("{name} turned {turn}: {} ({note})", word(ok));
+            right += usize::from(ok);
+            n += 1;
+        }
+    }
+    eprintln!("auto-ROI at any turn, real frames: {right}/{n} with the digit count");
+    assert!(right * 10 >= n * 9, "{right}/{n}");
+}
