@@ -13,11 +13,7 @@ fn core(c: &mut Criterion) {
         .iter()
         .map(|s| {
             let t: Tenths = s.parse().expect("label");
-            DigitPrediction {
-                tenths: t,
-                confidence: 0.99,
-                top: vec![(t, 0.99)],
-            }
+            DigitPrediction::with_confidence(t, 0.99)
         })
         .collect();
     c.bench_function("core/assemble_8digits", |b| {

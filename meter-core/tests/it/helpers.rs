@@ -5,11 +5,7 @@ use meter_synth::MeterLayout;
 
 /// A prediction of `tenths` with the given confidence.
 pub fn pred(tenths: Tenths, confidence: f32) -> DigitPrediction {
-    DigitPrediction {
-        tenths,
-        confidence,
-        top: vec![(tenths, confidence)],
-    }
+    DigitPrediction::with_confidence(tenths, confidence)
 }
 
 /// The exact roller positions of a value of `counter` given in ticks.
