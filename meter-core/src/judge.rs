@@ -10,8 +10,11 @@
 //! roller must be sure on its own. With [`DecisionRule::Reading`], in order:
 //!
 //! 1. A roller the caller saw unchanged since the last stored reading stands
-//!    where that reading put it ([`Roller::At`]); the others are their
-//!    distributions. Without a stored value every roller is read.
+//!    where that reading put it ([`Roller::At`]), unless its own read rules
+//!    that position out (less than `1 - min_confidence` of its mass within a
+//!    tenth of it: the picture comparison was wrong, or the stored value).
+//!    The others are their distributions. Without a stored value every
+//!    roller is read.
 //! 2. The odometer posterior ([`Posterior`]) gives each candidate value the
 //!    probability that it is right (the truth within one tick), from all
 //!    rollers together: an upper roller read as "3.9 or 4.0" is a 4 once the
@@ -101,12 +104,18 @@ pub fn judge(
         return Err(count("unchanged flags", evidence.unchanged.len()));
     }
     let kept = state.stored.map(|s| counter.positions(s.ticks));
+    let plausible = 1.0 - rules.min_confidence;
     let rollers: Vec<Roller<'_>> = evidence
         .predictions
         .iter()
         .enumerate()
         .map(|(i, p)| match &kept {
-            Some(pos) if evidence.unchanged.get(i) == Some(&true) => Roller::At(pos[i]),
+            Some(pos)
+                if evidence.unchanged.get(i) == Some(&true)
+                    && p.distribution.window(pos[i]) >= plausible =>
+            {
+                Roller::At(pos[i])
+            }
             _ => Roller::Read(&p.distribution),
         })
         .collect();
@@ -272,6 +281,14 @@ mod tests {
             unchanged: &[true, false],
         };
         let j = judge(&state, &r, &kept, T0).unwrap();
+        assert_eq!(j.decision.stored_ticks(), Some(120));
+        // A roller read as surely elsewhere is not kept: units "unchanged"
+        // at 1.0 but read as a sure 2.0 (the comparison was wrong).
+        let both = Evidence {
+            predictions: &preds,
+            unchanged: &[true, true],
+        };
+        let j = judge(&state, &r, &both, T0).unwrap();
         assert_eq!(j.decision.stored_ticks(), Some(120));
         // Without a stored value the flags mean nothing.
         let j = judge(&State::new(counter), &r, &kept, T0).unwrap();

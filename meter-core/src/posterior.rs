@@ -10,14 +10,21 @@
 //!   puts it for `v` (labels and rollers disagree by a tenth, and an upper
 //!   roller that lags a carry by a tenth is still that digit).
 //!
-//! Positions one tenth apart have disjoint windows 10 positions apart, so the
-//! likelihoods of all values sum to at most 1: their sum, the
-//! [`consistency`](Posterior::consistency), is the chance that the rollers'
-//! reads fit one odometer position at all. A reading `v` is *right* when the
-//! truth is within one tick of it, so its [`probability`](Posterior::probability)
-//! is the likelihood of `v - 1`, `v` and `v + 1` over the consistency (the
-//! posterior given that the counter is an odometer). For one roller this is
-//! that roller's confidence.
+//! An upper roller's positions for different values are 10 apart, so its
+//! windows of 3 positions are disjoint, and the likelihoods of all values
+//! sum to at most 1: their sum, the [`consistency`](Posterior::consistency),
+//! is the chance that the rollers' reads fit one odometer position at all. A
+//! reading `v` is *right* when the truth is within one tick of it, so its
+//! [`probability`](Posterior::probability) is the likelihood of `v - 1`, `v`
+//! and `v + 1` over the consistency (the posterior given that the counter is
+//! an odometer), but over no less than one half: reads that fit no position
+//! (a roller misread beyond its distribution, or a tenth of noise on two
+//! rollers across a carry) do not make the best of what remains sure. For
+//! one roller this is that roller's confidence. (Without that floor, a last
+//! roller at 9.2 read 9.3 with a look-alike 3.3, over a roller at 0.2 read
+//! 0.1, made 3.3 the only consistent reading and stored it. Windows of two
+//! tenths instead avoid that too, but on the held-out meters' counters they
+//! stored less and wrongly more often.)
 //!
 //! The consistency is a sum over every value of the counter, computed in
 //! `O(rollers x 100)` by following the carry (a carry reaches roller `k`
@@ -32,11 +39,22 @@ use crate::{Counter, Distribution, Tenths};
 
 const N: usize = Tenths::CLASSES;
 
+/// An upper roller may stand this many tenths from where the odometer puts
+/// it (see the module docs).
+const UPPER_TOLERANCE: usize = 1;
+/// The posterior conditions on the rollers fitting an odometer position, but
+/// by at most this much: reads that fit no position better than even odds
+/// (a roller misread beyond its distribution) do not make the best of the
+/// rest sure.
+const MIN_CONSISTENCY: f64 = 0.5;
+/// How much a candidate's own likelihood adds to its window's when the
+/// candidates are ranked.
+const CENTRE_WEIGHT: f64 = 0.005;
 /// Values whose likelihood is below this share of the consistency are not
 /// enumerated (their mass is still in the consistency).
-const ENUMERATION_SHARE: f64 = 1e-3;
+const ENUMERATION_SHARE: f64 = 1e-2;
 /// At most this many values are enumerated.
-const MAX_VALUES: usize = 48;
+const MAX_VALUES: usize = 16;
 /// At most this many partial values are expanded; past it the enumeration
 /// is marked incomplete (flat, unreadable distributions).
 const MAX_EXPANSIONS: usize = 4096;
@@ -57,7 +75,8 @@ pub struct Posterior {
     counter: Counter,
     /// The last roller's probabilities.
     last: [f64; N],
-    /// Upper rollers (most significant first): mass within one tenth.
+    /// Upper rollers (most significant first): mass within
+    /// [`UPPER_TOLERANCE`] tenths.
     upper: Vec<[f64; N]>,
     consistency: f64,
     /// Enumerated values and their likelihoods, most likely first.
@@ -95,13 +114,15 @@ impl Posterior {
                 Roller::Read(d) => {
                     let p = d.probs();
                     std::array::from_fn(|i| {
-                        f64::from(p[(i + N - 1) % N] + p[i] + p[(i + 1) % N]).min(1.0)
+                        let w = (N + i - UPPER_TOLERANCE..=N + i + UPPER_TOLERANCE)
+                            .map(|j| f64::from(p[j % N]))
+                            .sum::<f64>();
+                        w.min(1.0)
                     })
                 }
                 Roller::At(t) => std::array::from_fn(|i| {
-                    f64::from(u8::from(
-                        Tenths::wrapping(i as i64).circular_distance(*t) <= 1,
-                    ))
+                    let d = Tenths::wrapping(i as i64).circular_distance(*t);
+                    f64::from(u8::from(usize::from(d) <= UPPER_TOLERANCE))
                 }),
             })
             .collect();
@@ -157,14 +178,10 @@ impl Posterior {
     /// The probability that `ticks` is right (the truth within one tick),
     /// given that the counter is an odometer; 0 when nothing fits.
     pub fn probability(&self, ticks: u64) -> f64 {
-        if self.consistency > 0.0 {
-            (self.window_likelihood(ticks) / self.consistency).min(1.0)
-        } else {
-            0.0
-        }
+        (self.window_likelihood(ticks) / self.consistency.max(MIN_CONSISTENCY)).min(1.0)
     }
 
-    /// Whether every value with at least a thousandth of the consistency was
+    /// Whether every value with at least a hundredth of the consistency was
     /// enumerated (false for very flat distributions). The likeliest values
     /// come first either way.
     pub fn complete(&self) -> bool {
@@ -181,9 +198,10 @@ impl Posterior {
             .sum()
     }
 
-    /// The values worth judging, most probable first: every enumerated value
-    /// and its neighbours one tick either side (a last roller read as 3.4
-    /// or 3.6 makes 3.5 the likeliest right reading).
+    /// The values worth judging, best first: every enumerated value and its
+    /// neighbours one tick either side (a last roller read as 3.4 or 3.6
+    /// makes 3.5 the likeliest right reading), ranked by their probability
+    /// plus a tenth of their own likelihood's share.
     pub fn candidates(&self) -> Vec<Candidate> {
         let m = self.counter.modulus();
         let mut ticks: Vec<u64> = self
@@ -203,12 +221,15 @@ impl Posterior {
                 (c, self.likelihood(t))
             })
             .collect();
-        // Among equally probable readings (a last roller read exactly makes
-        // its neighbours' windows as heavy), the likeliest value itself.
+        // Windows one tick apart overlap: when a last roller is read at 3.4
+        // for sure, 3.3, 3.4 and 3.5 are all but equally probable, and only
+        // the tails decide between them. The value the rollers show is
+        // preferred unless a neighbour's window is clearly heavier (3.4 or
+        // 3.6 makes 3.5 the reading): its own likelihood counts a little.
+        let score = |c: &Candidate, l: f64| c.probability * self.consistency + CENTRE_WEIGHT * l;
         out.sort_by(|(a, la), (b, lb)| {
-            b.probability
-                .total_cmp(&a.probability)
-                .then(lb.total_cmp(la))
+            score(b, *lb)
+                .total_cmp(&score(a, *la))
                 .then(a.ticks.cmp(&b.ticks))
         });
         out.into_iter().map(|(c, _)| c).collect()
