@@ -100,3 +100,34 @@ fn blocks(img: &RgbImage) -> Vec<f32> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meter_synth::{render_digit, DigitStyle};
+
+    fn noisy(img: &RgbImage, seed: u32) -> RgbImage {
+        let mut out = img.clone();
+        for (i, v) in out.iter_mut().enumerate() {
+            // A fixed pseudo-random +-4 per channel.
+            let h = (i as u32 ^ seed).wrapping_mul(2_654_435_761) >> 29;
+            *v = v.saturating_add_signed(h as i8 - 4);
+        }
+        out
+    }
+
+    #[test]
+    fn the_same_roller_again_is_unchanged_and_a_tenth_of_a_turn_is_not() {
+        let style = DigitStyle::default();
+        for at in ["0.0", "3.4", "7.0", "9.9"] {
+            let t: meter_core::Tenths = at.parse().unwrap();
+            let a = render_digit(t, 24, 40, &style);
+            let moved = render_digit(meter_core::Tenths::wrapping(i64::from(t.index()) + 1), 24, 40, &style);
+            let again = picture_change(&noisy(&a, 1), &noisy(&a, 2));
+            let turned = picture_change(&noisy(&a, 1), &noisy(&moved, 2));
+            assert!(again < UNCHANGED_BELOW, "{at}: {again}");
+            assert!(turned > UNCHANGED_BELOW, "{at}: {turned}");
+        }
+        assert_eq!(picture_change(&RgbImage::new(0, 0), &RgbImage::new(4, 4)), f32::INFINITY);
+    }
+}
