@@ -1,5 +1,7 @@
 //! Domain types of meter-reader: digit predictions, counter values, value
-//! assembly (rolling digits resolved) and plausibility rules. This crate does
+//! assembly (rolling digits resolved) and plausibility rules, and the
+//! decision on a whole reading ([`judge`]: the odometer [`Posterior`] over
+//! every roller's distribution, with the history as a veto). This crate does
 //! no I/O: callers persist [`State`] and feed it back.
 //!
 //! ```

@@ -122,12 +122,20 @@ mod tests {
         for at in ["0.0", "3.4", "7.0", "9.9"] {
             let t: meter_core::Tenths = at.parse().unwrap();
             let a = render_digit(t, 24, 40, &style);
-            let moved = render_digit(meter_core::Tenths::wrapping(i64::from(t.index()) + 1), 24, 40, &style);
+            let moved = render_digit(
+                meter_core::Tenths::wrapping(i64::from(t.index()) + 1),
+                24,
+                40,
+                &style,
+            );
             let again = picture_change(&noisy(&a, 1), &noisy(&a, 2));
             let turned = picture_change(&noisy(&a, 1), &noisy(&moved, 2));
             assert!(again < UNCHANGED_BELOW, "{at}: {again}");
             assert!(turned > UNCHANGED_BELOW, "{at}: {turned}");
         }
-        assert_eq!(picture_change(&RgbImage::new(0, 0), &RgbImage::new(4, 4)), f32::INFINITY);
+        assert_eq!(
+            picture_change(&RgbImage::new(0, 0), &RgbImage::new(4, 4)),
+            f32::INFINITY
+        );
     }
 }

@@ -42,7 +42,11 @@ fn run(rule: DecisionRule, keep: bool) -> (Tally, Tally) {
         let unchanged: Vec<bool> = refs
             .iter()
             .zip(&crops)
-            .map(|(r, c)| keep && r.as_ref().is_some_and(|r| picture_change(r, c) < UNCHANGED_BELOW))
+            .map(|(r, c)| {
+                keep && r
+                    .as_ref()
+                    .is_some_and(|r| picture_change(r, c) < UNCHANGED_BELOW)
+            })
             .collect();
         let evidence = Evidence {
             predictions: &preds,
@@ -71,8 +75,14 @@ fn synthetic_counters_are_read_and_judged() {
     let (single, history) = run(DecisionRule::Reading, true);
     eprintln!("per-digit {per_digit:?}\nreading {single:?}\nreading, history {history:?}");
     assert_eq!((single.frames, history.frames), (40, 60));
-    assert_eq!(single.stored_wrong + history.stored_wrong + per_digit.stored_wrong, 0);
+    assert_eq!(
+        single.stored_wrong + history.stored_wrong + per_digit.stored_wrong,
+        0
+    );
     assert!(single.raw_right_share() > 0.9, "{single:?}");
-    assert!(single.stored >= per_digit.stored, "{single:?} vs {per_digit:?}");
+    assert!(
+        single.stored >= per_digit.stored,
+        "{single:?} vs {per_digit:?}"
+    );
     assert!(history.stored_share() > 0.8, "{history:?}");
 }
