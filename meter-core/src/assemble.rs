@@ -111,11 +111,7 @@ impl fmt::Display for Reading {
 ///
 /// ```
 /// use meter_core::{assemble, Counter, DigitPrediction, Tenths};
-/// let p = |s: &str| DigitPrediction {
-///     tenths: s.parse().unwrap(),
-///     confidence: 0.99,
-///     top: vec![],
-/// };
+/// let p = |s: &str| DigitPrediction::with_confidence(s.parse().unwrap(), 0.99);
 /// // 1 2.9 9.8: the 9 is rolling over, the 2 is carried with it: 129.8.
 /// let r = assemble(Counter::new(3, 0).unwrap(), &[p("1.0"), p("2.9"), p("9.8")]).unwrap();
 /// assert_eq!(r.to_string(), "129.8");
@@ -191,11 +187,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> DigitPrediction {
-        DigitPrediction {
-            tenths: s.parse().unwrap(),
-            confidence: 0.99,
-            top: vec![],
-        }
+        DigitPrediction::with_confidence(s.parse().unwrap(), 0.99)
     }
 
     fn read(rule: Rule, decimals: u8, ds: &[&str]) -> String {

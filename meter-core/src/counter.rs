@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Tenths;
+
 /// Why a counter shape or a value text is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -209,6 +211,23 @@ impl Counter {
         Ok(ticks)
     }
 
+    /// Where each roller stands for a value in ticks, most significant
+    /// first. An odometer: a roller turns only while every roller below it
+    /// passes from 9 to 0, and then by as much as the last roller turns
+    /// (`1299.7` is `1.0 2.7 9.7 9.7`).
+    pub fn positions(self, ticks: u64) -> Vec<Tenths> {
+        let t = ticks % self.modulus();
+        (0..u32::from(self.digits))
+            .rev()
+            .map(|i| {
+                let step = 10u64.pow(i + 1); // ticks per whole turn of roller i from the end
+                let whole = (t / step) % 10;
+                let roll = (t % step).saturating_sub(step - 10);
+                Tenths::wrapping((whole * 10 + roll) as i64)
+            })
+            .collect()
+    }
+
     /// Forward distance from `from` to `to` on the counter's circle.
     pub fn forward(self, from: u64, to: u64) -> u64 {
         let m = self.modulus();
@@ -263,6 +282,22 @@ mod tests {
         let z = Counter::new(4, 0).unwrap();
         assert_eq!(z.format(12), "0001.2");
         assert_eq!(z.format_units(12), "1");
+    }
+
+    #[test]
+    fn odometer_positions() {
+        let c = Counter::new(4, 0).unwrap();
+        let show = |ticks| {
+            c.positions(ticks)
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(show(12_340), "1.0 2.0 3.0 4.0");
+        assert_eq!(show(12_997), "1.0 2.7 9.7 9.7");
+        assert_eq!(show(12_987), "1.0 2.0 9.0 8.7");
+        assert_eq!(show(100_010), "0.0 0.0 0.0 1.0");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Domain types of meter-reader: digit predictions, counter values, value
-//! assembly (rolling digits resolved) and plausibility rules. This crate does
+//! assembly (rolling digits resolved) and plausibility rules, and the
+//! decision on a whole reading ([`judge`]: the odometer [`Posterior`] over
+//! every roller's distribution, with the history as a veto). This crate does
 //! no I/O: callers persist [`State`] and feed it back.
 //!
 //! ```
 //! use meter_core::{assemble, decide, Counter, Decision, DigitPrediction, Rules, State};
 //! use time::macros::datetime;
 //!
-//! let p = |s: &str| DigitPrediction { tenths: s.parse().unwrap(), confidence: 0.99, top: vec![] };
+//! let p = |s: &str| DigitPrediction::with_confidence(s.parse().unwrap(), 0.99);
 //! let counter = Counter::new(5, 1).unwrap();
 //! // 0 1 2.0 9.4 9.4: 0129.94 (the 2 is 40% of the way to 3 with the 9s).
 //! let reading = assemble(counter, &[p("0.0"), p("1.0"), p("2.4"), p("9.4"), p("9.4")]).unwrap();
@@ -26,9 +28,15 @@
 mod assemble;
 mod counter;
 mod digit;
+mod judge;
 mod plausibility;
+mod posterior;
 
 pub use assemble::{assemble, assemble_with, AssemblyError, Reading, ResolvedDigit, Rule};
 pub use counter::{Counter, CounterError};
-pub use digit::{DigitPrediction, LabelError, Tenths};
-pub use plausibility::{decide, DecideError, Decision, Note, Pending, Reason, Rules, State, Timed};
+pub use digit::{DigitPrediction, Distribution, DistributionError, LabelError, Tenths};
+pub use judge::{judge, Evidence, Judgement};
+pub use plausibility::{
+    decide, DecideError, Decision, DecisionRule, Note, Pending, Reason, Rules, State, Timed,
+};
+pub use posterior::{Candidate, Posterior, Roller};

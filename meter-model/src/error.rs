@@ -93,6 +93,16 @@ pub enum ModelError {
         /// Its height.
         height: u32,
     },
+    /// The network's output for an image is not a probability distribution
+    /// (non-finite logits: a broken model).
+    #[error("image {index} of the batch: the model's output is not a distribution")]
+    BadOutput {
+        /// Its position in the batch.
+        index: usize,
+        /// Why.
+        #[source]
+        source: meter_core::DistributionError,
+    },
     /// A dataset's manifest could not be parsed.
     #[error("{path}:{line}: {message}")]
     Manifest {

@@ -43,7 +43,7 @@ pub use model::{
     DigitModel, ModelMetadata, Normalisation, TrainingSummary, ValidationSummary, FORMAT,
     FORMAT_VERSION, METADATA_KEY, TOP_K,
 };
-pub use preprocess::fit_to_input;
+pub use preprocess::{fit_to_input, picture_change, UNCHANGED_BELOW};
 pub use train::{
     split, train, EpochStats, TrainConfig, TrainConfigBuilder, TrainEvent, TrainOutcome,
 };

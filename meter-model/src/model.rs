@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use candle_core::{DType, Device, ModuleT, Tensor};
 use image::RgbImage;
-use meter_core::{DigitPrediction, Tenths};
+use meter_core::{DigitPrediction, Distribution, DistributionError};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::{Architecture, ARCH_NAME, ARCH_VERSION};
@@ -22,7 +22,7 @@ pub const FORMAT: &str = "meter-reader-digits";
 /// The model file format version this crate reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 /// How many alternatives a prediction lists.
-pub const TOP_K: usize = 5;
+pub const TOP_K: usize = DigitPrediction::TOP;
 
 /// The model file bundled with the crate (see `models/README.md`).
 const SHIPPED: &[u8] = include_bytes!("../../models/digits.safetensors");
@@ -303,10 +303,14 @@ impl DigitModel {
     /// needed). Runs on the calling thread.
     pub fn predict_batch(&self, images: &[RgbImage]) -> Result<Vec<DigitPrediction>, ModelError> {
         let logits = self.logits(images)?;
-        Ok(logits
+        logits
             .chunks_exact(CLASSES)
-            .map(|l| prediction_from_logits(l, self.inner.metadata.temperature))
-            .collect())
+            .enumerate()
+            .map(|(index, l)| {
+                prediction_from_logits(l, self.inner.metadata.temperature)
+                    .map_err(|source| ModelError::BadOutput { index, source })
+            })
+            .collect()
     }
 }
 
@@ -372,24 +376,16 @@ fn check_compatible(m: &ModelMetadata, origin: &str) -> Result<(), ModelError> {
 }
 
 /// Softmax with temperature, then the prediction: the arg-max, the
-/// probability mass within one tenth of it, and the top alternatives.
-pub(crate) fn prediction_from_logits(logits: &[f32], temperature: f32) -> DigitPrediction {
+/// probability mass within one tenth of it, the top alternatives and the
+/// whole distribution.
+pub(crate) fn prediction_from_logits(
+    logits: &[f32],
+    temperature: f32,
+) -> Result<DigitPrediction, DistributionError> {
     let probs = softmax(logits, temperature);
-    let mut order: Vec<usize> = (0..CLASSES).collect();
-    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-    let best = order[0];
-    let confidence =
-        (probs[(best + CLASSES - 1) % CLASSES] + probs[best] + probs[(best + 1) % CLASSES])
-            .min(1.0);
-    let tenth = |i: usize| Tenths::wrapping(i as i64);
-    DigitPrediction {
-        tenths: tenth(best),
-        confidence,
-        top: order[..TOP_K]
-            .iter()
-            .map(|&i| (tenth(i), probs[i]))
-            .collect(),
-    }
+    Ok(DigitPrediction::from_distribution(
+        Distribution::from_probs(&probs)?,
+    ))
 }
 
 pub(crate) fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {

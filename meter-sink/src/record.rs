@@ -366,11 +366,7 @@ mod tests {
     #[test]
     fn from_core_decisions() {
         use meter_core::{assemble, decide, Counter, Rules, State};
-        let p = |s: &str| DigitPrediction {
-            tenths: s.parse().unwrap(),
-            confidence: 0.95,
-            top: vec![],
-        };
+        let p = |s: &str| DigitPrediction::with_confidence(s.parse().unwrap(), 0.95);
         let counter = Counter::new(3, 1).unwrap();
         let at = datetime!(2026-03-01 12:00 UTC);
         let reading = assemble(counter, &[p("1.0"), p("2.0"), p("3.0")]).unwrap();

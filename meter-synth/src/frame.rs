@@ -4,7 +4,7 @@
 
 use image::{Rgb, RgbImage};
 use imageproc::geometric_transformations::{warp, Interpolation, Projection};
-use meter_core::Tenths;
+use meter_core::{Counter, Tenths};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -85,19 +85,13 @@ impl MeterLayout {
     /// Each roller's position for a counter value in last-digit steps
     /// (an odometer: a digit turns only while all lower digits pass 9).
     pub fn digit_positions(&self, counter: f64) -> Vec<Tenths> {
-        let n = self.digits.len() as u32;
-        let modulus = 10f64.powi(n as i32);
-        let tenths = (counter.rem_euclid(modulus) * 10.0 + 1e-6).floor() as i64; // whole tenths
-        (0..n)
-            .rev()
-            .map(|i| {
-                let p = 10i64.pow(i); // steps per unit of digit i
-                let whole = (tenths / (10 * p)) % 10;
-                let below = tenths % (10 * p); // lower digits, in tenths
-                let roll = (below - (10 * p - 10)).max(0); // last step of the lower digits
-                Tenths::wrapping(whole * 10 + roll)
+        // Empty for a layout of more rollers than a counter has.
+        Counter::new(self.digits.len(), 0)
+            .map(|c| {
+                let ticks = (counter.rem_euclid(c.modulus() as f64 / 10.0) * 10.0 + 1e-6).floor();
+                c.positions(ticks as u64)
             })
-            .collect()
+            .unwrap_or_default()
     }
 
     /// Renders the aligned, undisturbed frame for a counter value.

@@ -5,20 +5,19 @@ use meter_synth::MeterLayout;
 
 /// A prediction of `tenths` with the given confidence.
 pub fn pred(tenths: Tenths, confidence: f32) -> DigitPrediction {
-    DigitPrediction {
-        tenths,
-        confidence,
-        top: vec![(tenths, confidence)],
-    }
+    DigitPrediction::with_confidence(tenths, confidence)
 }
 
-/// The exact roller positions of a value of `counter` given in ticks.
+/// The exact roller positions of a value of `counter` given in ticks, as
+/// the synthetic frames draw them.
 pub fn positions(counter: Counter, ticks: u64) -> Vec<Tenths> {
     let layout = MeterLayout {
         digits: vec![[0, 0, 1, 1]; usize::from(counter.digits())],
         ..MeterLayout::default()
     };
-    layout.digit_positions(ticks as f64 / 10.0)
+    let drawn = layout.digit_positions(ticks as f64 / 10.0);
+    assert_eq!(drawn, counter.positions(ticks), "{counter}: {ticks}");
+    drawn
 }
 
 /// A confident reading of `text` (e.g. `"1234.56"`) as a perfect model would

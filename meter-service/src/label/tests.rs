@@ -9,11 +9,7 @@ fn tenths(s: &str) -> Tenths {
 }
 
 fn guess(s: &str) -> DigitPrediction {
-    DigitPrediction {
-        tenths: tenths(s),
-        confidence: 0.9,
-        top: vec![(tenths(s), 0.9)],
-    }
+    DigitPrediction::with_confidence(tenths(s), 0.9)
 }
 
 fn digit(i: u8) -> RgbImage {

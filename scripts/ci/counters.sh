@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 15's reading-level check, when ../shared/data/meter-digits (or
+# $METER_DIGITS_DIR) exists: counters of 5 to 8 rollers composed from the
+# photos of each held-out meter (models/validation-sources.txt), 200 single
+# frames and 10 histories of 50 frames per meter, cut by the vision pipeline,
+# read by the shipped model and judged by the reading-level decision with
+# unchanged rollers kept (meter-model's `counters` example; about 2 minutes).
+# The issue's bars (single frames >= 75% stored, histories >= 85%, nothing
+# stored wrong) are not met yet (models/README.md), so a miss is reported
+# loudly and the check fails only below the current floors (a regression);
+# METER_COUNTER_BARS=issue makes the issue's bars fail the check.
+# Without the data it says so and exits 0.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DATA="${METER_DIGITS_DIR:-../shared/data/meter-digits}"
+if [ ! -d "$DATA" ]; then
+    echo "counters.sh: $DATA not found; real-data counter checks skipped"
+    exit 0
+fi
+cargo build -q --release -p meter-model --example counters
+RUN=(target/release/examples/counters "$DATA" models/validation-sources.txt --rule reading --keep-unchanged)
+if "${RUN[@]}" --floors 0.75,0.85,0 > /dev/null; then
+    echo "counters.sh: the reading-level decision meets issue 15's bars"
+    exit 0
+fi
+if [ "${METER_COUNTER_BARS:-}" = issue ]; then
+    exit 1
+fi
+echo "counters.sh: WARNING: below issue 15's bars (not failing; METER_COUNTER_BARS=issue would)"
+# Floors just under what was measured: 54.2% / 62.3% stored, 27 stored wrong
+# (all on betar and NiLi, whose whole-digit misreads the model is sure of).
+"${RUN[@]}" --floors 0.53,0.61,27 > /dev/null
+echo "counters.sh: ok"
