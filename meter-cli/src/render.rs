@@ -229,11 +229,10 @@ mod tests {
                     frame: PathBuf::from("f1.jpg"),
                     digit: i,
                 },
-                guess: Some(DigitPrediction {
-                    tenths: meter_core::Tenths::new(i as u8 * 10).unwrap(),
-                    confidence: 0.9,
-                    top: vec![],
-                }),
+                guess: Some(DigitPrediction::with_confidence(
+                    meter_core::Tenths::new(i as u8 * 10).unwrap(),
+                    0.9,
+                )),
             })
             .collect();
         let opts = Options {
