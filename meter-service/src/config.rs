@@ -17,8 +17,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use meter_alert::{AlertsConfig, NotifyConfig};
 use meter_core::{Counter, Rules};
-use meter_vision::{CounterWindow, MarkSpec, MeterGeometry};
+use meter_sink::SinkSpec;
+use meter_vision::{CounterWindow, MarkSpec, MeterGeometry, SourceSpec};
 use serde::Deserialize;
 
 /// Every default of the configuration that is not a library's own (those
@@ -36,6 +38,8 @@ pub mod defaults {
     pub const RETRAIN_MIN_INTERVAL: Duration = Duration::from_secs(24 * 3600);
     /// `[retrain] check_every`.
     pub const RETRAIN_CHECK_EVERY: Duration = Duration::from_secs(600);
+    /// `predict_deadline`: the camera's three attempts fit with room.
+    pub const PREDICT_DEADLINE: Duration = Duration::from_secs(60);
 }
 
 /// Top-level keys (and the `model` table) that `METER_*` may override.
@@ -78,7 +82,14 @@ pub struct RawConfig {
     pub meter: Vec<RawMeter>,
     /// `[[sink]]` tables.
     #[serde(default)]
-    pub sink: Vec<RawSink>,
+    pub sink: Vec<SinkSpec>,
+    /// `[alerts]`: the alert rules.
+    pub alerts: Option<AlertsConfig>,
+    /// `[[notify]]` tables: where alerts go.
+    #[serde(default)]
+    pub notify: Vec<NotifyConfig>,
+    /// How long `meter predict` may take in all (`"60s"`).
+    pub predict_deadline: Option<RawInterval>,
 }
 
 /// `[model]`.
@@ -213,117 +224,13 @@ impl<'de> Deserialize<'de> for RawInterval {
     }
 }
 
-/// `[[sink]]`, by `type`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawSink {
-    /// InfluxDB 1.x `/write`.
-    InfluxV1 {
-        /// Server URL.
-        url: String,
-        /// Database.
-        database: String,
-        /// User.
-        user: Option<String>,
-        /// Password.
-        password: Option<String>,
-        /// Retention policy.
-        retention_policy: Option<String>,
-    },
-    /// InfluxDB 2.x `/api/v2/write`.
-    InfluxV2 {
-        /// Server URL.
-        url: String,
-        /// Organisation.
-        org: String,
-        /// Bucket.
-        bucket: String,
-        /// API token.
-        token: String,
-    },
-    /// CSV file.
-    Csv {
-        /// File path.
-        path: PathBuf,
-    },
-    /// JSON-lines file.
-    Jsonl {
-        /// File path.
-        path: PathBuf,
-    },
-}
-
-/// Where a meter's frames come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceConfig {
-    /// The camera's web server (base URL).
-    Http(String),
-    /// One JPEG file, read on every reading.
-    File(PathBuf),
-    /// A folder of JPEGs, replayed in name order.
-    Folder(PathBuf),
-}
-
-impl fmt::Display for SourceConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SourceConfig::Http(u) => f.write_str(u),
-            SourceConfig::File(p) | SourceConfig::Folder(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
-
-/// A validated sink.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SinkConfig {
-    /// InfluxDB 1.x.
-    InfluxV1 {
-        /// Server URL.
-        url: String,
-        /// Database.
-        database: String,
-        /// User and password.
-        credentials: Option<(String, String)>,
-        /// Retention policy.
-        retention_policy: Option<String>,
-    },
-    /// InfluxDB 2.x.
-    InfluxV2 {
-        /// Server URL.
-        url: String,
-        /// Organisation.
-        org: String,
-        /// Bucket.
-        bucket: String,
-        /// API token.
-        token: String,
-    },
-    /// CSV file.
-    Csv(PathBuf),
-    /// JSON-lines file.
-    Jsonl(PathBuf),
-}
-
-impl SinkConfig {
-    /// A short name for logs and spool folders (`influx_v1-0`, `csv-1`).
-    pub fn label(&self, index: usize) -> String {
-        let kind = match self {
-            SinkConfig::InfluxV1 { .. } => "influx_v1",
-            SinkConfig::InfluxV2 { .. } => "influx_v2",
-            SinkConfig::Csv(_) => "csv",
-            SinkConfig::Jsonl(_) => "jsonl",
-        };
-        format!("{kind}-{index}")
-    }
-}
-
 /// A validated meter.
 #[derive(Debug, Clone)]
 pub struct MeterConfig {
     /// Unique name.
     pub name: String,
     /// Frame source.
-    pub source: SourceConfig,
+    pub source: SourceSpec,
     /// Time between readings in `meter run`.
     pub interval: Duration,
     /// Alignment and digit regions (mark paths are absolute).
@@ -362,7 +269,15 @@ pub struct ResolvedConfig {
     /// Meters, in file order.
     pub meters: Vec<MeterConfig>,
     /// Sinks, in file order.
-    pub sinks: Vec<SinkConfig>,
+    pub sinks: Vec<SinkSpec>,
+    /// Alert rules; `None` when `[alerts]` is absent.
+    pub alerts: Option<AlertsConfig>,
+    /// Notifiers.
+    pub notify: Vec<NotifyConfig>,
+    /// The config file's folder: relative paths are taken from it.
+    pub base_dir: PathBuf,
+    /// How long `meter predict` may take in all.
+    pub predict_deadline: Duration,
 }
 
 impl ResolvedConfig {
@@ -487,18 +402,25 @@ fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
     let mut meters = Vec::with_capacity(raw.meter.len());
     for (i, m) in raw.meter.into_iter().enumerate() {
         let key = |k: &str| format!("meter[{i}].{k}");
-        let meter = resolve_meter(m, &abs, min_confidence, &key)?;
+        let meter = resolve_meter(m, base, &abs, min_confidence, &key)?;
         if !names.insert(meter.name.clone()) {
             bail!("{}: {:?} is used by two meters", key("name"), meter.name);
         }
         meters.push(meter);
     }
-    let sinks = raw
-        .sink
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| resolve_sink(s, &abs, i))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (i, s) in raw.sink.iter().enumerate() {
+        s.validate().with_context(|| format!("sink[{i}]"))?;
+        if let SinkSpec::Mqtt(mqtt) = s {
+            for m in &meters {
+                mqtt.check_meter(&m.name, m.unit.as_deref())
+                    .with_context(|| format!("sink[{i}] (mqtt)"))?;
+            }
+        }
+    }
+    let predict_deadline = match &raw.predict_deadline {
+        None => defaults::PREDICT_DEADLINE,
+        Some(i) => parse_interval(i).context("predict_deadline")?,
+    };
     let retrain = match &raw.retrain {
         None => None,
         Some(r) => {
@@ -534,7 +456,11 @@ fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
         spool_dir,
         dataset_cap,
         meters,
-        sinks,
+        sinks: raw.sink,
+        alerts: raw.alerts,
+        notify: raw.notify,
+        base_dir: base.to_path_buf(),
+        predict_deadline,
     })
 }
 
@@ -550,6 +476,7 @@ pub fn valid_meter_name(name: &str) -> bool {
 
 fn resolve_meter(
     m: RawMeter,
+    base: &Path,
     abs: &dyn Fn(&Path) -> PathBuf,
     min_confidence: f32,
     key: &dyn Fn(&str) -> String,
@@ -561,22 +488,7 @@ fn resolve_meter(
             m.name
         );
     }
-    let source = if m.source.starts_with("http://") || m.source.starts_with("https://") {
-        SourceConfig::Http(m.source.trim_end_matches('/').to_owned())
-    } else if m.source.contains("://") {
-        bail!(
-            "{}: {:?}: only http:// and https:// URLs or file paths are supported",
-            key("source"),
-            m.source
-        );
-    } else {
-        let p = abs(Path::new(&m.source));
-        if p.is_dir() {
-            SourceConfig::Folder(p)
-        } else {
-            SourceConfig::File(p)
-        }
-    };
+    let source = SourceSpec::parse(&m.source, base).with_context(|| key("source"))?;
     let interval = match m.interval {
         None => defaults::INTERVAL,
         Some(i) => parse_interval(&i).with_context(|| key("interval"))?,
@@ -667,58 +579,6 @@ fn resolve_meter(
             accept_after,
             ..Rules::default()
         },
-    })
-}
-
-fn resolve_sink(
-    s: RawSink,
-    abs: &dyn Fn(&Path) -> PathBuf,
-    i: usize,
-) -> anyhow::Result<SinkConfig> {
-    let check_url = |url: &str| -> anyhow::Result<()> {
-        if url.starts_with("http://") || url.starts_with("https://") {
-            Ok(())
-        } else {
-            bail!("sink[{i}].url: {url:?} is not an http:// or https:// URL")
-        }
-    };
-    Ok(match s {
-        RawSink::InfluxV1 {
-            url,
-            database,
-            user,
-            password,
-            retention_policy,
-        } => {
-            check_url(&url)?;
-            let credentials = match (user, password) {
-                (Some(u), Some(p)) => Some((u, p)),
-                (None, None) => None,
-                _ => bail!("sink[{i}]: give both `user` and `password`, or neither"),
-            };
-            SinkConfig::InfluxV1 {
-                url,
-                database,
-                credentials,
-                retention_policy,
-            }
-        }
-        RawSink::InfluxV2 {
-            url,
-            org,
-            bucket,
-            token,
-        } => {
-            check_url(&url)?;
-            SinkConfig::InfluxV2 {
-                url,
-                org,
-                bucket,
-                token,
-            }
-        }
-        RawSink::Csv { path } => SinkConfig::Csv(abs(&path)),
-        RawSink::Jsonl { path } => SinkConfig::Jsonl(abs(&path)),
     })
 }
 
@@ -818,7 +678,7 @@ mod tests {
         let c = load(GOOD, &[]).unwrap();
         assert_eq!(c.meters[0].rules.min_confidence, 0.9);
         let m = &c.meters[0];
-        assert_eq!(m.source, SourceConfig::Http("http://127.0.0.1:8080".into()));
+        assert_eq!(m.source, SourceSpec::Http("http://127.0.0.1:8080".into()));
         assert_eq!(m.interval, Duration::from_secs(300));
         assert_eq!(m.counter, Counter::new(3, 1).unwrap());
         assert_eq!(m.rules.max_rate_per_hour, Some(20.0));
@@ -827,7 +687,10 @@ mod tests {
             m.geometry.marks[0].image.is_absolute() || m.geometry.marks[0].image.starts_with("/")
         );
         assert!(c.state_dir.ends_with("state"));
-        assert!(matches!(&c.sinks[0], SinkConfig::Jsonl(p) if p.ends_with("out/readings.jsonl")));
+        assert_eq!(
+            c.sinks[0].file(&c.base_dir).unwrap(),
+            c.base_dir.join("out/readings.jsonl")
+        );
     }
 
     #[test]

@@ -53,8 +53,9 @@ pub mod setup;
 pub mod state;
 mod store;
 
+pub use meter_vision::StopSignal;
 pub use predict::OneShot;
 pub use reader::{capture_time, pipeline, Filers, MeterReader, Taken};
 pub use report::{DigitReport, Report, Status};
-pub use run::{RunOptions, RunSummary, Service, Shard, SharedModel, Stop, DEFAULT_WORKERS};
+pub use run::{RunOptions, RunSummary, Service, Shard, SharedModel, CLOSE_GRACE, DEFAULT_WORKERS};
 pub use store::{NamedSink, Store};

@@ -1,11 +1,13 @@
-//! One reading of each meter (`meter predict`, from cron).
+//! One reading of each meter (`meter predict`, from cron), within the
+//! config's `predict_deadline`.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use meter_model::DigitModel;
-use meter_vision::{FileSource, FrameSource};
+use meter_vision::{FileSource, FrameSource, StopSignal};
 use time::OffsetDateTime;
 
 use crate::config::{MeterConfig, ResolvedConfig};
@@ -22,19 +24,27 @@ pub struct OneShot {
     model: DigitModel,
     filers: Filers,
     store: Store,
+    deadline: StopSignal,
 }
 
 impl OneShot {
-    /// Loads the current model and opens the sinks; readings are also
-    /// published on `bus`.
-    pub fn new(cfg: ResolvedConfig, bus: Arc<Bus>) -> anyhow::Result<Self> {
+    /// Loads the current model and opens the sinks for `meters`; readings
+    /// are also published on `bus`. The config's `predict_deadline` starts
+    /// now: camera requests still running then are abandoned.
+    pub fn new(
+        cfg: ResolvedConfig,
+        meters: &[&MeterConfig],
+        bus: Arc<Bus>,
+    ) -> anyhow::Result<Self> {
+        let deadline = StopSignal::with_deadline(Instant::now() + cfg.predict_deadline);
         let model = load_current_model(&cfg)?;
-        let sinks = crate::open::open_sinks(&cfg, None)?;
+        let sinks = crate::open::open_sinks(&cfg, meters, None)?;
         Ok(Self {
             filers: Filers::new(&cfg),
-            store: Store::new(sinks, bus),
+            store: Store::new(sinks.sinks, bus),
             model,
             cfg,
+            deadline,
         })
     }
 
@@ -42,16 +52,19 @@ impl OneShot {
     /// file's time), else from its source (a folder's newest frame).
     pub fn read(&self, meter: &MeterConfig, frame: Option<&Path>) -> anyhow::Result<Report> {
         let mut reader = MeterReader::new(&self.cfg, meter, self.model.clone(), &self.filers)?;
-        let rejected = Some(self.cfg.rejected_dir.clone());
         let (frame, time) = match frame {
             Some(p) => {
-                let f = FileSource::new(p, rejected)
+                let f = FileSource::new(p, Some(self.cfg.rejected_dir.clone()))
                     .next_frame()?
                     .with_context(|| format!("{}: no frame", p.display()))?;
                 (f, OffsetDateTime::now_utc())
             }
             None => {
-                let f = crate::open::one_frame(meter, &self.cfg.rejected_dir)?;
+                let options = crate::open::source_options(&self.cfg, &self.deadline);
+                let f = meter
+                    .source
+                    .read_once(&options)
+                    .with_context(|| format!("meter {}", meter.name))?;
                 let t = capture_time(&f);
                 (f, t)
             }
@@ -59,9 +72,12 @@ impl OneShot {
         self.store.read_and_store(&mut reader, frame, time)
     }
 
-    /// Delivers what the sinks hold; a database that is away keeps the
-    /// readings in its spool for the next run (logged, not an error).
-    pub fn flush(&self) -> bool {
-        self.store.flush()
+    /// Delivers what the sinks hold until the deadline (at least a moment);
+    /// a database that is away keeps the readings in its spool for the
+    /// next run (logged, not an error).
+    pub fn close(&self) -> bool {
+        let grace = Instant::now() + crate::run::CLOSE_GRACE;
+        let deadline = self.deadline.deadline().map_or(grace, |d| d.max(grace));
+        self.store.close(deadline)
     }
 }

@@ -5,8 +5,13 @@
 //!   and hands due meters to the workers; a meter is read by one worker at a
 //!   time, at a fixed rate (a reading that overran its interval is not made
 //!   up for). A slow or dead camera holds one worker, never the others.
-//! - **Stopping**: [`Stop::set`] (a signal, `--duration`) ends scheduling;
-//!   each worker finishes the reading in hand; the sinks flush.
+//! - **Stopping**: [`StopSignal::stop`] (a signal, `--duration`) ends
+//!   scheduling and abandons camera requests in flight; each worker
+//!   finishes the reading in hand; the sinks get [`CLOSE_GRACE`] to deliver,
+//!   and what they could not stays in their spools for the next start. A
+//!   stop takes well under two seconds whatever cameras and databases do.
+//! - **MQTT commands**: `set_value` corrects a stored value, `read_now`
+//!   reads a meter at once.
 //! - **Model hot swap**: a promoted retrain replaces the [`SharedModel`];
 //!   each meter reads with it from its next frame on.
 //! - **Retraining** (`[retrain] in_run = true`): a background thread asks
@@ -24,12 +29,14 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use crossbeam_channel::{Receiver, Sender};
 use meter_model::DigitModel;
-use meter_vision::FrameSource;
+use meter_sink::mqtt::{MqttCommand, MqttHandle};
+use meter_vision::{FrameSource, StopSignal, VisionError};
 
 use crate::config::{MeterConfig, ResolvedConfig};
 use crate::events::{Bus, ErrorKind, Event, RetrainEvent, Subscriber};
@@ -38,59 +45,6 @@ use crate::registry::load_current_model;
 use crate::report::Status;
 use crate::retrain::{retrain, Settings};
 use crate::store::Store;
-
-/// A stop flag threads can sleep on.
-#[derive(Debug, Default)]
-pub struct Stop {
-    stopped: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Stop {
-    /// Asks every thread to stop.
-    pub fn set(&self) {
-        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_all();
-    }
-
-    /// Whether a stop was asked for.
-    pub fn is_set(&self) -> bool {
-        *self.stopped.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Sleeps until `deadline` or a stop; returns whether stopped.
-    pub fn wait_until(&self, deadline: Instant) -> bool {
-        let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if *stopped {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            stopped = self
-                .cv
-                .wait_timeout(stopped, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-
-    /// Sleeps for `d` or until a stop; returns whether stopped.
-    pub fn wait(&self, d: Duration) -> bool {
-        match Instant::now().checked_add(d) {
-            Some(deadline) => self.wait_until(deadline),
-            None => {
-                let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
-                while !*stopped {
-                    stopped = self.cv.wait(stopped).unwrap_or_else(|e| e.into_inner());
-                }
-                true
-            }
-        }
-    }
-}
 
 /// The model the meters read with. A promoted retrain replaces it; each
 /// meter notices the new generation before its next frame.
@@ -208,6 +162,10 @@ pub struct RunOptions {
 /// an allocator heap, so not one per meter of a thousand.
 pub const DEFAULT_WORKERS: usize = 16;
 
+/// How long the sinks get to deliver after a stop; what is left stays in
+/// their spools for the next start.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(1500);
+
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSummary {
@@ -221,7 +179,8 @@ pub struct RunSummary {
     pub rejected: u64,
     /// Failed (camera, frame, sink, state).
     pub errors: u64,
-    /// Whether every sink flushed at the end.
+    /// Whether every sink delivered everything at the end (otherwise the
+    /// rest waits in their spools).
     pub flushed: bool,
 }
 
@@ -245,6 +204,8 @@ struct Slot {
 enum Turn {
     /// Read (or failed); schedule it again.
     Again,
+    /// Stopped while reading (the camera request was abandoned).
+    Stopped,
     /// Its source has no more frames.
     Exhausted,
     /// The reading panicked.
@@ -258,7 +219,8 @@ pub struct Service {
     store: Arc<Store>,
     model: Arc<SharedModel>,
     slots: Vec<(String, std::time::Duration, Mutex<Slot>)>,
-    stop: Arc<Stop>,
+    mqtt: Vec<MqttHandle>,
+    stop: StopSignal,
 }
 
 impl std::fmt::Debug for Service {
@@ -288,10 +250,15 @@ impl Service {
                 opts.shard.map(|s| s.to_string()).unwrap_or_default()
             );
         }
+        let stop = StopSignal::new();
+        let options = crate::open::source_options(&cfg, &stop);
         let mut slots = Vec::with_capacity(meters.len());
-        for m in meters {
+        for m in &meters {
             let reader = MeterReader::new(&cfg, m, model.clone(), &filers)?;
-            let source = crate::open::open_source(m, &cfg.rejected_dir)?;
+            let source = m
+                .source
+                .open(&options)
+                .with_context(|| format!("meter {}: source", m.name))?;
             slots.push((
                 m.name.clone(),
                 m.interval,
@@ -302,14 +269,15 @@ impl Service {
                 }),
             ));
         }
-        let sinks = crate::open::open_sinks(&cfg, opts.shard)?;
+        let sinks = crate::open::open_sinks(&cfg, &meters, opts.shard)?;
         Ok(Self {
-            store: Arc::new(Store::new(sinks, Arc::new(Bus::new()))),
+            store: Arc::new(Store::new(sinks.sinks, Arc::new(Bus::new()))),
             model: Arc::new(SharedModel::new(model)),
+            mqtt: sinks.mqtt,
             cfg,
             opts,
             slots,
-            stop: Arc::new(Stop::default()),
+            stop,
         })
     }
 
@@ -337,8 +305,8 @@ impl Service {
         Ok(())
     }
 
-    /// The flag that stops [`run`](Self::run) (for signal handlers).
-    pub fn stop_handle(&self) -> Arc<Stop> {
+    /// The signal that stops [`run`](Self::run) (for signal handlers).
+    pub fn stop_handle(&self) -> StopSignal {
         self.stop.clone()
     }
 
@@ -351,72 +319,123 @@ impl Service {
     /// each, or every source is used up.
     pub fn run(self) -> anyhow::Result<RunSummary> {
         let stop = self.stop.clone();
-        // Set by --duration and by the caller's stop: nobody waits for a
-        // retrain then. Meters that end by themselves do.
-        let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let retrain_stop = Arc::new(Stop::default());
+        // Fires with the caller's stop and at the end of --duration: nobody
+        // waits for a retrain then. Meters that end by themselves do.
+        let retrain_stop = StopSignal::new();
         let counters = Counters::default();
         let panicked = Mutex::new(None::<String>);
-        std::thread::scope(|scope| -> anyhow::Result<RunSummary> {
+        let (now_tx, now_rx) = crossbeam_channel::unbounded::<String>();
+        let retrainer = self.retrainer(&retrain_stop);
+        let this = &self;
+        let stopped_by_caller = std::thread::scope(|scope| {
             if let Some(d) = self.opts.duration {
                 let stop = stop.clone();
+                // Woken early by the end of the run as well.
                 scope.spawn(move || {
-                    // Woken early by the end of the run as well.
-                    stop.wait(d);
-                    stop.set();
+                    stop.sleep(d);
+                    stop.stop();
                 });
             }
-            let retrainer = match &self.cfg.retrain {
-                Some(s) if s.in_run => {
-                    let (cfg, model, store) =
-                        (self.cfg.clone(), self.model.clone(), self.store.clone());
-                    let (every, rstop) = (s.check_every, retrain_stop.clone());
-                    Some(
-                        std::thread::Builder::new()
-                            .name("retrain".into())
-                            .spawn(move || retrain_loop(&cfg, every, &model, &store, &rstop))
-                            .context("starting the retrain thread")?,
-                    )
+            for handle in &this.mqtt {
+                let (commands, now_tx, stop) =
+                    (handle.commands().clone(), now_tx.clone(), stop.clone());
+                scope.spawn(move || this.mqtt_commands(&commands, &now_tx, &stop));
+            }
+            let stopped = this.schedule(scope, &counters, &panicked, &now_rx);
+            stop.stop();
+            stopped
+        });
+        // A retrain started during the run is waited for only when the
+        // meters ended by themselves.
+        if let Some(h) = retrainer {
+            retrain_stop.stop();
+            if stopped_by_caller {
+                if !h.is_finished() {
+                    log::info!("retrain: abandoned (interrupted)");
                 }
-                _ => None,
-            };
-            let flusher = {
-                let (store, stop) = (self.store.clone(), stop.clone());
-                scope.spawn(move || {
-                    while !stop.wait(Duration::from_secs(1)) {
-                        store.flush();
+            } else if h.join().is_err() {
+                log::error!("the retrain thread panicked");
+            }
+        }
+        let flushed = self.store.close(Instant::now() + CLOSE_GRACE);
+        self.store.bus().close();
+        if let Some(name) = panicked.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bail!(
+                "meter {name}: a reading panicked (a bug; please report it); the service stopped"
+            );
+        }
+        let c = &counters;
+        Ok(RunSummary {
+            readings: c.readings.load(Ordering::Relaxed),
+            stored: c.stored.load(Ordering::Relaxed),
+            unsure: c.unsure.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            flushed,
+        })
+    }
+
+    /// The retrain thread of `[retrain] in_run = true`; it runs until
+    /// `stop`.
+    fn retrainer(&self, stop: &StopSignal) -> Option<std::thread::JoinHandle<()>> {
+        let schedule = self.cfg.retrain.as_ref().filter(|s| s.in_run)?;
+        let (cfg, model, store) = (self.cfg.clone(), self.model.clone(), self.store.clone());
+        let (every, stop) = (schedule.check_every, stop.clone());
+        let mqtt = self.mqtt.clone();
+        let meters: Vec<String> = self.slots.iter().map(|(n, _, _)| n.clone()).collect();
+        let spawned = std::thread::Builder::new()
+            .name("retrain".into())
+            .spawn(move || {
+                retrain_loop(&cfg, every, &model, &store, &stop, &|version| {
+                    for h in &mqtt {
+                        for m in &meters {
+                            h.set_model_version(m, format!("v{version}"));
+                        }
                     }
                 })
+            });
+        match spawned {
+            Ok(h) => Some(h),
+            Err(e) => {
+                log::error!("starting the retrain thread: {e}; no retraining in this run");
+                None
+            }
+        }
+    }
+
+    /// Carries out an MQTT sink's commands until `stop`.
+    fn mqtt_commands(
+        &self,
+        commands: &Receiver<MqttCommand>,
+        now: &Sender<String>,
+        stop: &StopSignal,
+    ) {
+        while !stop.is_stopped() {
+            let Ok(cmd) = commands.recv_timeout(Duration::from_millis(100)) else {
+                continue;
             };
-            let stopped_by_caller = self.schedule(scope, &counters, &panicked);
-            interrupted.store(stopped_by_caller, Ordering::Release);
-            stop.set();
-            let _ = flusher.join();
-            let flushed = self.store.flush();
-            if let Some(h) = retrainer {
-                retrain_stop.set();
-                if interrupted.load(Ordering::Acquire) {
-                    if !h.is_finished() {
-                        log::info!("retrain: abandoned (interrupted)");
+            match cmd {
+                MqttCommand::SetValue { meter, value } => {
+                    let result = self.cfg.meter(&meter).and_then(|m| {
+                        let text = format!("{value:.*}", usize::from(m.counter.decimals()) + 1);
+                        crate::state::set_value(&self.cfg.state_dir, m, &text)
+                    });
+                    match result {
+                        Ok(set) => log::info!(
+                            "meter {meter}: stored value set to {} over MQTT{}",
+                            set.value,
+                            set.previous
+                                .map(|p| format!(" (was {p})"))
+                                .unwrap_or_default()
+                        ),
+                        Err(e) => log::error!("MQTT set_value for meter {meter}: {e:#}"),
                     }
-                } else if h.join().is_err() {
-                    log::error!("the retrain thread panicked");
+                }
+                MqttCommand::ReadNow { meter } => {
+                    let _ = now.send(meter);
                 }
             }
-            self.store.bus().close();
-            if let Some(name) = panicked.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                bail!("meter {name}: a reading panicked (a bug; please report it); the service stopped");
-            }
-            let c = &counters;
-            Ok(RunSummary {
-                readings: c.readings.load(Ordering::Relaxed),
-                stored: c.stored.load(Ordering::Relaxed),
-                unsure: c.unsure.load(Ordering::Relaxed),
-                rejected: c.rejected.load(Ordering::Relaxed),
-                errors: c.errors.load(Ordering::Relaxed),
-                flushed,
-            })
-        })
+        }
     }
 
     /// Hands due meters to the workers until every meter is done or a stop;
@@ -426,6 +445,7 @@ impl Service {
         scope: &'s std::thread::Scope<'s, '_>,
         counters: &'s Counters,
         panicked: &'s Mutex<Option<String>>,
+        read_now: &Receiver<String>,
     ) -> bool {
         let n = self.slots.len();
         let workers = self.opts.workers.unwrap_or(DEFAULT_WORKERS).clamp(1, n);
@@ -438,8 +458,8 @@ impl Service {
                 .spawn_scoped(scope, move || {
                     for idx in job_rx.iter() {
                         // Meters queued when a stop came are not read.
-                        let turn = if self.stop.is_set() {
-                            Turn::Again
+                        let turn = if self.stop.is_stopped() {
+                            Turn::Stopped
                         } else {
                             self.turn(idx, counters)
                         };
@@ -464,16 +484,16 @@ impl Service {
             }
         }
         drop(done_tx);
-        let mut due: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
-        let mut next_at = vec![Instant::now(); n];
-        let mut taken = vec![0u64; n];
         let start = Instant::now();
-        for i in 0..n {
-            due.push(Reverse((start, i)));
-        }
-        let (mut busy, mut active) = (0usize, n);
+        let mut due: BinaryHeap<Reverse<(Instant, usize)>> =
+            (0..n).map(|i| Reverse((start, i))).collect();
+        let mut next_at = vec![start; n];
+        let mut taken = vec![0u64; n];
+        let mut busy = vec![false; n];
+        let mut finished = vec![false; n];
+        let mut active = n;
         let stopped = loop {
-            if self.stop.is_set() {
+            if self.stop.is_stopped() {
                 break true;
             }
             let now = Instant::now();
@@ -482,44 +502,65 @@ impl Service {
                     break;
                 }
                 due.pop();
+                // A meter already read or done (a read-now came first).
+                if busy[i] || finished[i] {
+                    continue;
+                }
+                busy[i] = true;
                 let _ = job_tx.send(i);
-                busy += 1;
             }
             if active == 0 {
                 break false;
             }
-            // Wake for the next due meter, a finished turn, or (polled) a stop.
+            // Wake for the next due meter, a finished turn, a read-now, or
+            // (polled) a stop.
             let wait = due
                 .peek()
                 .map_or(Duration::from_millis(100), |Reverse((t, _))| {
                     t.saturating_duration_since(now)
                 })
                 .min(Duration::from_millis(100));
-            if let Ok((i, turn)) = done_rx.recv_timeout(wait) {
-                busy -= 1;
-                taken[i] += 1;
-                let finished = match turn {
-                    Turn::Again => self.opts.count.is_some_and(|c| taken[i] >= c),
-                    Turn::Exhausted => true,
-                    Turn::Panicked => {
-                        self.stop.set();
-                        true
+            crossbeam_channel::select! {
+                recv(done_rx) -> msg => {
+                    let Ok((i, turn)) = msg else { break false };
+                    busy[i] = false;
+                    taken[i] += 1;
+                    let done = match turn {
+                        Turn::Again => self.opts.count.is_some_and(|c| taken[i] >= c),
+                        Turn::Exhausted | Turn::Stopped => true,
+                        Turn::Panicked => {
+                            self.stop.stop();
+                            true
+                        }
+                    };
+                    if done {
+                        finished[i] = true;
+                        active -= 1;
+                    } else {
+                        // Fixed rate; a reading that overran is not made up for.
+                        let next = next_at[i] + self.slots[i].1;
+                        next_at[i] = next.max(Instant::now());
+                        due.push(Reverse((next_at[i], i)));
                     }
-                };
-                if finished {
-                    active -= 1;
-                } else {
-                    // Fixed rate; a reading that overran is not made up for.
-                    let next = next_at[i] + self.slots[i].1;
-                    next_at[i] = next.max(Instant::now());
-                    due.push(Reverse((next_at[i], i)));
                 }
+                recv(read_now) -> msg => {
+                    if let Ok(name) = msg {
+                        match self.slots.iter().position(|(m, _, _)| *m == name) {
+                            Some(i) if !finished[i] => due.push(Reverse((Instant::now(), i))),
+                            _ => log::warn!("read now: no meter {name:?} is being read here"),
+                        }
+                    }
+                }
+                default(wait) => {}
             }
         };
         // Workers finish the readings in hand.
         drop(job_tx);
-        while busy > 0 && done_rx.recv().is_ok() {
-            busy -= 1;
+        while busy.iter().any(|b| *b) {
+            match done_rx.recv() {
+                Ok((i, _)) => busy[i] = false,
+                Err(_) => break,
+            }
         }
         stopped
     }
@@ -533,60 +574,70 @@ impl Service {
             slot.generation = self.model.refresh(&mut slot.reader, slot.generation);
             let frame = match slot.source.next_frame() {
                 Ok(Some(f)) => f,
-                Ok(None) => return None,
+                Ok(None) => return Turn::Exhausted,
+                // Abandoned by a stop: not the camera's fault.
+                Err(VisionError::Stopped { .. }) => return Turn::Stopped,
                 Err(e) => {
                     let e = anyhow::Error::new(e).context(format!("meter {name}"));
                     self.store.bus().error(Some(name), ErrorKind::Camera, &e);
-                    return Some(Err(()));
+                    counters.count(Err(()));
+                    return Turn::Again;
                 }
             };
             let time = capture_time(&frame);
-            Some(
-                self.store
-                    .read_and_store(&mut slot.reader, frame, time)
-                    .map_err(|_| ()),
-            )
+            let outcome = self
+                .store
+                .read_and_store(&mut slot.reader, frame, time)
+                .map(|r| r.status)
+                .map_err(|_| ());
+            counters.count(outcome);
+            Turn::Again
         }));
-        let outcome = match result {
-            Ok(o) => o,
+        match result {
+            Ok(Turn::Exhausted) => {
+                log::info!(
+                    "meter {name}: source {} has no more frames",
+                    slot.reader.meter().source
+                );
+                Turn::Exhausted
+            }
+            Ok(turn) => turn,
             Err(_) => {
+                counters.count(Err(()));
                 let e = anyhow::anyhow!("meter {name}: a reading panicked");
                 self.store.bus().error(Some(name), ErrorKind::Panic, &e);
-                return Turn::Panicked;
+                Turn::Panicked
             }
-        };
-        let Some(outcome) = outcome else {
-            log::info!(
-                "meter {name}: source {} has no more frames",
-                slot.reader.meter().source
-            );
-            return Turn::Exhausted;
-        };
-        counters.readings.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Counters {
+    fn count(&self, outcome: Result<Status, ()>) {
+        self.readings.fetch_add(1, Ordering::Relaxed);
         let counter = match outcome {
-            Ok(r) => match r.status {
-                Status::Stored => &counters.stored,
-                Status::Unsure => &counters.unsure,
-                Status::Rejected => &counters.rejected,
-            },
-            Err(()) => &counters.errors,
+            Ok(Status::Stored) => &self.stored,
+            Ok(Status::Unsure) => &self.unsure,
+            Ok(Status::Rejected) => &self.rejected,
+            Err(()) => &self.errors,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        Turn::Again
     }
 }
 
 /// Checks whether a retrain is due now and every `every`, runs it when it
-/// is, and hands a promoted version to the meters. Stops between retrains.
+/// is, and hands a promoted version to the meters (and to `promoted`).
+/// Stops between retrains.
 fn retrain_loop(
     cfg: &ResolvedConfig,
     every: Duration,
     shared: &SharedModel,
     store: &Store,
-    stop: &Stop,
+    stop: &StopSignal,
+    promoted: &dyn Fn(u32),
 ) {
     use crate::retrain::RetrainOutcome;
-    while !stop.is_set() {
+    while !stop.is_stopped() {
         let outcome = retrain(cfg, &Settings::default(), true);
         match &outcome {
             // Checked every few minutes: not worth a line at info level.
@@ -619,6 +670,7 @@ fn retrain_loop(
                 match DigitModel::load(path) {
                     Ok(m) => {
                         shared.replace(m);
+                        promoted(*version);
                     }
                     Err(e) => log::error!(
                         "retrain: model {} unreadable, the meters keep the previous one: {e}",
@@ -634,7 +686,7 @@ fn retrain_loop(
                 outcome: outcome.map_err(|e| format!("{e:#}")),
             })));
         }
-        if stop.wait(every) {
+        if stop.sleep(every) {
             break;
         }
     }

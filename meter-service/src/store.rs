@@ -2,6 +2,7 @@
 //! `meter run`, the benches and anything embedding the service.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::Context;
 use meter_sink::Sink;
@@ -97,15 +98,16 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every sink deliver or sync what it holds; returns whether all
-    /// succeeded (failures are logged: spooled readings are kept).
-    pub fn flush(&self) -> bool {
+    /// Gives every sink until `deadline` to deliver what it holds, then
+    /// closes it; returns whether all delivered everything (what is left
+    /// stays in their spools for the next start, and is logged).
+    pub fn close(&self, deadline: Instant) -> bool {
         let mut sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
         let mut ok = true;
         for (label, sink) in sinks.iter_mut() {
-            if let Err(e) = sink.flush() {
+            if let Err(e) = sink.close(deadline) {
                 ok = false;
-                log::warn!("sink {label}: {e:#} (kept for later)");
+                log::warn!("sink {label}: {e:#}");
             }
         }
         ok

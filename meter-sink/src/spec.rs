@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::SinkError;
+use crate::mqtt::{MeterInfo, MqttHandle, MqttSpec};
 use crate::{CsvSink, InfluxSink, JsonLinesSink, Sink, SpoolingSink};
 
 /// One configured sink, as written in a `[[sink]]` table:
@@ -28,12 +29,16 @@ use crate::{CsvSink, InfluxSink, JsonLinesSink, Sink, SpoolingSink};
 /// [[sink]]
 /// type = "csv"                  # or jsonl
 /// path = "readings.csv"         # relative to the caller's base folder
+///
+/// [[sink]]
+/// type = "mqtt"                 # see `mqtt::MqttSpec` for every key
+/// url = "mqtt://127.0.0.1:1883"
 /// ```
 ///
 /// Database sinks are opened behind a durable spool
 /// ([`SpoolingSink`]) with the [`defaults`](crate::defaults).
 /// `Debug` never shows the password or token.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum SinkSpec {
@@ -71,6 +76,24 @@ pub enum SinkSpec {
         /// The file; a relative path is taken from the base folder.
         path: PathBuf,
     },
+    /// An MQTT broker, with Home Assistant discovery.
+    Mqtt(MqttSpec),
+}
+
+/// An opened sink, with the MQTT sink's handle (commands, model versions).
+pub struct Opened {
+    /// The sink.
+    pub sink: Box<dyn Sink + Send>,
+    /// For an MQTT sink: its commands and state.
+    pub mqtt: Option<MqttHandle>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("mqtt", &self.mqtt.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for SinkSpec {
@@ -97,6 +120,7 @@ impl std::fmt::Debug for SinkSpec {
                 .field("bucket", bucket)
                 .finish_non_exhaustive(),
             Self::Csv { path } | Self::Jsonl { path } => d.field("path", path).finish(),
+            Self::Mqtt(m) => d.field("spec", m).finish(),
         }
     }
 }
@@ -109,6 +133,7 @@ impl SinkSpec {
             Self::InfluxV2 { .. } => "influx_v2",
             Self::Csv { .. } => "csv",
             Self::Jsonl { .. } => "jsonl",
+            Self::Mqtt(_) => "mqtt",
         }
     }
 
@@ -123,40 +148,56 @@ impl SinkSpec {
     pub fn file(&self, base_dir: &Path) -> Option<PathBuf> {
         match self {
             Self::Csv { path } | Self::Jsonl { path } => Some(base_dir.join(path)),
-            Self::InfluxV1 { .. } | Self::InfluxV2 { .. } => None,
+            Self::InfluxV1 { .. } | Self::InfluxV2 { .. } | Self::Mqtt(_) => None,
         }
     }
 
     /// Checks the settings without opening anything. Errors are
     /// [`SinkError::Config`] naming the key (`url`, `password`, ...).
     pub fn validate(&self) -> Result<(), SinkError> {
-        self.database().map(drop)
+        match self {
+            Self::Mqtt(m) => m.validate(),
+            _ => self.database().map(drop),
+        }
     }
 
     /// Opens the sink: files (their folder created) relative to
-    /// `base_dir`; databases behind a durable spool in
+    /// `base_dir`; databases and brokers behind a durable spool in
     /// `spool_root/<label>`, which starts delivering what an earlier run
-    /// left there. Errors are [`SinkError::Opening`] naming the sink.
+    /// left there. `meters` are the meters whose readings it will get (the
+    /// MQTT sink announces them to Home Assistant). Errors are
+    /// [`SinkError::Opening`] naming the sink.
     pub fn open(
         &self,
         index: usize,
         base_dir: &Path,
         spool_root: &Path,
-    ) -> Result<Box<dyn Sink + Send>, SinkError> {
-        let open = || -> Result<Box<dyn Sink + Send>, SinkError> {
+        meters: &[MeterInfo],
+    ) -> Result<Opened, SinkError> {
+        let spool = spool_root.join(self.label(index));
+        let open = || -> Result<Opened, SinkError> {
+            if let Self::Mqtt(m) = self {
+                let (sink, handle) = crate::mqtt::open(m, spool.clone(), meters)?;
+                return Ok(Opened {
+                    sink: Box::new(sink),
+                    mqtt: Some(handle),
+                });
+            }
+            let plain = |sink: Box<dyn Sink + Send>| Opened { sink, mqtt: None };
             if let Some(db) = self.database()? {
-                let spool = spool_root.join(self.label(index));
-                return Ok(Box::new(SpoolingSink::builder(db, spool).build()?));
+                return Ok(plain(Box::new(
+                    SpoolingSink::builder(db, spool.clone()).build()?,
+                )));
             }
             let path = self.file(base_dir).unwrap_or_default();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| SinkError::io("cannot create folder", dir, e))?;
             }
-            Ok(match self {
+            Ok(plain(match self {
                 Self::Csv { .. } => Box::new(CsvSink::create(path)?),
                 _ => Box::new(JsonLinesSink::create(path)?),
-            })
+            }))
         };
         open().map_err(|source| SinkError::Opening {
             sink: self.describe(index, base_dir),
@@ -168,6 +209,7 @@ impl SinkSpec {
     fn describe(&self, index: usize, base_dir: &Path) -> String {
         let what = match self {
             Self::InfluxV1 { url, .. } | Self::InfluxV2 { url, .. } => url.clone(),
+            Self::Mqtt(m) => m.url.clone(),
             Self::Csv { .. } | Self::Jsonl { .. } => self
                 .file(base_dir)
                 .unwrap_or_default()
@@ -211,6 +253,7 @@ impl SinkSpec {
                 bucket,
                 token,
             } => InfluxSink::v2(url, org.clone(), bucket.clone(), token.clone()).build()?,
+            Self::Mqtt(_) => return Ok(None),
             Self::Csv { path } | Self::Jsonl { path } => {
                 if path.as_os_str().is_empty() {
                     return Err(SinkError::Config {
@@ -287,7 +330,7 @@ mod tests {
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, "").unwrap();
         let spec = parse("type = \"csv\"\npath = \"file/sub/r.csv\"\n").unwrap();
-        let Err(err) = spec.open(2, dir.path(), dir.path()) else {
+        let Err(err) = spec.open(2, dir.path(), dir.path(), &[]) else {
             panic!("opened")
         };
         let text = format!("{err}");
@@ -296,7 +339,7 @@ mod tests {
         assert!(cause.contains("cannot create folder"), "{cause}");
         // Relative paths are taken from the base folder.
         let ok = parse("type = \"jsonl\"\npath = \"a/b/r.jsonl\"\n").unwrap();
-        ok.open(0, dir.path(), dir.path()).unwrap();
+        ok.open(0, dir.path(), dir.path(), &[]).unwrap();
         assert!(dir.path().join("a/b/r.jsonl").is_file());
     }
 }

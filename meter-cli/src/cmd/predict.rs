@@ -42,7 +42,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             meters.len()
         );
     }
-    let reader = OneShot::new(cfg, Arc::new(Bus::new()))?;
+    let refs: Vec<&_> = meters.iter().collect();
+    let reader = OneShot::new(cfg.clone(), &refs, Arc::new(Bus::new()))?;
     let mut all_stored = true;
     let mut first_error = None;
     for meter in &meters {
@@ -61,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     // A database that is away keeps the readings in its spool; the next run
     // delivers them. That is a warning, not a failed reading.
-    reader.flush();
+    reader.close();
     match first_error {
         Some(e) => Err(e),
         None if all_stored => Ok(Outcome::Done),

@@ -91,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 std::process::exit(130);
             }
             log::info!("signal {sig}: finishing the readings in hand, then flushing");
-            stop.set();
+            stop.stop();
         }
     });
     let summary = service.run();

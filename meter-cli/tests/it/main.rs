@@ -13,3 +13,4 @@ mod real_frames;
 #[path = "../../../meter-sink/tests/it/server.rs"]
 mod influx_server;
 mod retrain;
+mod stop;

@@ -165,6 +165,11 @@ pub fn real_cases(root: &Path) -> Vec<(String, MeterGeometry, std::path::PathBuf
     let g = geometry_from_wm_ini(&std::fs::read_to_string(wmsc.join("config.ini")).unwrap());
     let aligner = g.aligner(&wmsc).unwrap();
     for (name, raw) in wmsc_frames(&wmsc) {
+        // The masked reference has its digits painted over: nothing to
+        // read (its bumped frames are rightly never confirmed).
+        if name.contains("masked") {
+            continue;
+        }
         if aligner.align(&raw).is_ok() {
             out.push((format!("wmsc/{name}"), g.clone(), wmsc.clone(), raw));
         }
