@@ -164,7 +164,7 @@ pub const DEFAULT_WORKERS: usize = 16;
 
 /// How long the sinks get to deliver after a stop; what is left stays in
 /// their spools for the next start.
-pub const CLOSE_GRACE: Duration = Duration::from_millis(1500);
+pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -53,7 +53,10 @@ fn sigterm_stops_run_at_once_with_a_hung_camera_and_a_hung_database() {
     let mut line = String::new();
     while stored.len() < 2 {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "meter run ended early");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "meter run ended early"
+        );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         if v["status"] == "stored" {
             stored.push(v["time"].as_str().unwrap().to_owned());
