@@ -165,6 +165,10 @@ pub enum Reason {
         /// The minimum.
         min: f32,
     },
+    /// The frame was aligned by a search beyond the usual one (the camera
+    /// may have moved) and the digit row was not found where the digit
+    /// boxes are: the digits may be read from the wrong place.
+    AlignmentUnconfirmed,
     /// A roller disagrees with the rollers below it.
     Inconsistent {
         /// Roller index, most significant is 0.
@@ -222,6 +226,9 @@ impl fmt::Display for Reason {
             } => write!(
                 f,
                 "reading {value} is right with probability {probability:.3}, below {min}"
+            ),
+            Reason::AlignmentUnconfirmed => f.write_str(
+                "the meter was found far from its place and the digit row not where the boxes are",
             ),
             Reason::Inconsistent {
                 digit,

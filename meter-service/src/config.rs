@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use meter_alert::{AlertsConfig, NotifyConfig};
-use meter_core::{Counter, Rules};
+use meter_core::{Counter, DecisionRule, Rules};
 use meter_sink::SinkSpec;
 use meter_vision::{CounterWindow, MarkSpec, MeterGeometry, SourceSpec};
 use serde::Deserialize;
@@ -157,6 +157,9 @@ pub struct RawMeter {
     pub max_rate_per_hour: Option<f64>,
     /// Whether the value may go down.
     pub allow_negative: Option<bool>,
+    /// How a reading is judged: `"reading"` (its probability of being
+    /// right, the default) or `"per_digit"` (every digit confident).
+    pub decision: Option<DecisionRule>,
     /// Consistent readings in a row that replace a disagreeing stored value.
     pub accept_after: Option<u32>,
     /// Mark search window half-size, pixels.
@@ -577,6 +580,7 @@ fn resolve_meter(
             allow_negative: m.allow_negative.unwrap_or(false),
             max_rate_per_hour: m.max_rate_per_hour,
             accept_after,
+            decision: m.decision.unwrap_or_default(),
             ..Rules::default()
         },
     })

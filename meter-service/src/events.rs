@@ -32,6 +32,21 @@ pub enum Event {
     Error(Arc<ErrorEvent>),
     /// A retrain ended.
     Retrain(Arc<RetrainEvent>),
+    /// A meter's camera moved, and the meter was found at its new place.
+    CameraMoved(Arc<CameraMovedEvent>),
+}
+
+/// The camera of a meter moved (bumped, a sagging mount): the tracker
+/// found the meter at a new place on several consistent frames and reads
+/// it there from now on.
+#[derive(Debug, Clone)]
+pub struct CameraMovedEvent {
+    /// The meter.
+    pub meter: String,
+    /// The frame on which the new place became the reference.
+    pub time: OffsetDateTime,
+    /// How far: shift of the frame's centre (px), turn (degrees), scale.
+    pub movement: meter_vision::CameraMove,
 }
 
 /// A reading with what it was read from.
@@ -49,6 +64,8 @@ pub struct ReadingEvent {
     pub alignment: Alignment,
     /// The digit images the model read, most significant first.
     pub crops: Arc<Vec<RgbImage>>,
+    /// How the frame was aligned.
+    pub tracking: meter_vision::Tracking,
 }
 
 /// What failed.

@@ -1,18 +1,25 @@
 //! One meter's reading, composed from the library crates: frame
-//! (meter-vision) -> digit images -> predictions (meter-model) -> assembled
-//! value and decision (meter-core). [`MeterReader::read`] does no I/O but
-//! loading the meter's state; [`MeterReader::commit`] saves the next state
-//! and files the crops, once the sinks have accepted the reading
-//! ([`Store::read_and_store`](crate::Store::read_and_store)).
+//! (meter-vision: aligned by the meter's [`Tracker`], which re-finds a
+//! camera that moved) -> digit images -> predictions (meter-model) -> the
+//! reading-level decision (meter-core's [`judge`]). [`MeterReader::read`]
+//! does no I/O but loading the meter's state; [`MeterReader::commit`] saves
+//! the next state and files the crops, once the sinks have accepted the
+//! reading ([`Store::read_and_store`](crate::Store::read_and_store)).
+//!
+//! Two things beyond one frame go into the decision:
+//! - a frame aligned far from the meter's place whose digit row the tracker
+//!   did not confirm is never stored (unsure, [`Reason::AlignmentUnconfirmed`]);
+//! - the digit images of the last stored reading (kept beside the state):
+//!   a roller whose picture has not changed keeps that reading's position.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use image::RgbImage;
-use meter_core::{assemble, decide, Decision, DigitPrediction, Reading, State, Tenths};
-use meter_model::DigitModel;
-use meter_vision::{Alignment, Frame, Pipeline};
+use meter_core::{judge, Decision, DigitPrediction, Evidence, Reading, Reason, State, Tenths};
+use meter_model::{picture_change, DigitModel, UNCHANGED_BELOW};
+use meter_vision::{Alignment, Frame, Pipeline, Tracker, Tracking};
 use time::OffsetDateTime;
 
 use crate::config::{MeterConfig, ResolvedConfig};
@@ -37,12 +44,14 @@ pub struct Taken {
     pub alignment: Alignment,
     /// The digit images read.
     pub crops: Vec<RgbImage>,
+    /// How the frame was aligned (and whether the camera moved).
+    pub tracking: Tracking,
 }
 
 /// Reads one meter, frame after frame.
 pub struct MeterReader {
     meter: MeterConfig,
-    pipeline: Pipeline,
+    tracker: Tracker,
     model: DigitModel,
     state_dir: PathBuf,
     dataset: Arc<ImageFiler>,
@@ -50,6 +59,8 @@ pub struct MeterReader {
     /// Last label filed per digit position: a meter standing still gives
     /// the same picture again and again; only changes are worth filing.
     last_filed: Vec<Option<Tenths>>,
+    /// The digit images of the last stored reading.
+    stored_crops: Option<StoredCrops>,
 }
 
 impl std::fmt::Debug for MeterReader {
@@ -105,14 +116,16 @@ impl MeterReader {
         model: DigitModel,
         filers: &Filers,
     ) -> anyhow::Result<Self> {
+        let model_width = model.input_size().0;
         Ok(Self {
             meter: meter.clone(),
-            pipeline: pipeline(meter, model.input_size())?,
+            tracker: Tracker::new(pipeline(meter, model.input_size())?),
             model,
             state_dir: cfg.state_dir.clone(),
             dataset: filers.dataset.clone(),
             unsure: filers.unsure.clone(),
             last_filed: vec![None; usize::from(meter.counter.digits())],
+            stored_crops: StoredCrops::load(&cfg.state_dir, &meter.name, model_width),
         })
     }
 
@@ -133,6 +146,11 @@ impl MeterReader {
         Ok(())
     }
 
+    /// The vision pipeline (boxes, marks) it cuts digits with.
+    pub fn pipeline(&self) -> &Pipeline {
+        self.tracker.pipeline()
+    }
+
     /// The model it reads with.
     pub fn model(&self) -> &DigitModel {
         &self.model
@@ -143,28 +161,38 @@ impl MeterReader {
         &self.meter
     }
 
-    /// Reads a frame taken at `time`: aligns, predicts, assembles and
-    /// decides against the meter's stored state. Nothing is saved: the
+    /// Reads a frame taken at `time`: aligns, predicts and judges the
+    /// reading against the meter's stored state. Nothing is saved: the
     /// caller hands the record to the sinks and then
     /// [`commit`](Self::commit)s, so a reading the sinks refused is not
     /// remembered as stored.
-    pub fn read(&self, frame: Frame, time: OffsetDateTime) -> anyhow::Result<Taken> {
-        let name = &self.meter.name;
+    pub fn read(&mut self, frame: Frame, time: OffsetDateTime) -> anyhow::Result<Taken> {
+        let name = self.meter.name.clone();
         let processed = self
-            .pipeline
+            .tracker
             .process_image(frame.image)
             .with_context(|| format!("meter {name}: frame {}", frame.origin))?;
         let preds: Vec<DigitPrediction> = self
             .model
             .predict_batch(&processed.digits)
             .with_context(|| format!("meter {name}: model"))?;
-        let counter = self.meter.counter;
-        let reading = assemble(counter, &preds).with_context(|| format!("meter {name}"))?;
-        let state = state::load(&self.state_dir, name, counter)?;
-        let (decision, next) = decide(&state, &self.meter.rules, &reading, time)
+        let state = state::load(&self.state_dir, &name, self.meter.counter)?;
+        let unchanged = match (&self.stored_crops, state.stored) {
+            (Some(kept), Some(stored)) => kept.unchanged(stored.ticks, &processed.digits),
+            _ => Vec::new(),
+        };
+        let evidence = Evidence {
+            predictions: &preds,
+            unchanged: &unchanged,
+        };
+        let mut judged = judge(&state, &self.meter.rules, &evidence, time)
             .with_context(|| format!("meter {name}"))?;
-        let next = (next != state).then_some(next);
-        let report = report(&self.meter, &state, reading, decision, &preds, time);
+        if !processed.tracking.confirmed {
+            judged.decision = Decision::Unsure(Reason::AlignmentUnconfirmed);
+            judged.next = state.clone();
+        }
+        let next = (judged.next != state).then(|| judged.next.clone());
+        let report = report(&self.meter, &state, &judged, &preds, time);
         Ok(Taken {
             report,
             next,
@@ -173,6 +201,7 @@ impl MeterReader {
             image: processed.image,
             alignment: processed.alignment,
             crops: processed.digits,
+            tracking: processed.tracking,
         })
     }
 
@@ -184,6 +213,21 @@ impl MeterReader {
     pub fn commit(&mut self, taken: &Taken) -> anyhow::Result<()> {
         if let Some(s) = &taken.next {
             state::save(&self.state_dir, &self.meter.name, s)?;
+        }
+        if let Some(ticks) = taken.report.decision.stored_ticks() {
+            let kept = StoredCrops {
+                ticks,
+                crops: taken.crops.clone(),
+            };
+            // Only a help for the next decision: a failure costs coverage,
+            // not correctness.
+            if let Err(e) = kept.save(&self.state_dir, &self.meter.name) {
+                log::warn!(
+                    "meter {}: keeping the stored reading's digits: {e:#}",
+                    self.meter.name
+                );
+            }
+            self.stored_crops = Some(kept);
         }
         if let Err(e) = self.file_crops(&taken.report, &taken.crops) {
             log::warn!("meter {}: filing digit images: {e:#}", self.meter.name);
@@ -222,16 +266,16 @@ impl MeterReader {
     }
 }
 
-/// The report of a decided reading.
+/// The report of a judged reading.
 fn report(
     meter: &MeterConfig,
     state: &State,
-    reading: Reading,
-    decision: Decision,
+    judged: &meter_core::Judgement,
     preds: &[DigitPrediction],
     time: OffsetDateTime,
 ) -> Report {
     let counter = meter.counter;
+    let decision = judged.decision.clone();
     let stored = decision.stored_ticks();
     let rate_per_hour = match (stored, state.stored) {
         (Some(now_ticks), Some(prev)) => {
@@ -245,6 +289,7 @@ fn report(
         Decision::Stored { note, .. } => note.as_ref().map(|n| n.to_string()),
         Decision::Rejected(r) | Decision::Unsure(r) => Some(r.to_string()),
     };
+    let reading: Reading = judged.reading.clone();
     Report {
         meter: meter.name.clone(),
         time,
@@ -258,12 +303,100 @@ fn report(
                 confidence: p.confidence,
             })
             .collect(),
+        probability: judged.probability,
         status: Status::of(&decision),
         reason,
         unit: meter.unit.clone(),
         rate_per_hour,
         decision,
         reading,
+    }
+}
+
+/// The digit images of a meter's last stored reading, kept beside its
+/// state as `<meter>.stored-<ticks>.png` (the images side by side): the
+/// ticks name the reading they show, so a value set by hand since is never
+/// matched against them.
+#[derive(Debug, Clone)]
+struct StoredCrops {
+    ticks: u64,
+    crops: Vec<RgbImage>,
+}
+
+impl StoredCrops {
+    fn prefix(name: &str) -> String {
+        format!("{name}.stored-")
+    }
+
+    /// Which rollers show the same picture as in the stored reading of
+    /// `ticks` (none known when these are of another reading or shape).
+    fn unchanged(&self, ticks: u64, crops: &[RgbImage]) -> Vec<bool> {
+        let same_shape = self.crops.len() == crops.len()
+            && self
+                .crops
+                .iter()
+                .zip(crops)
+                .all(|(a, b)| a.dimensions() == b.dimensions());
+        if self.ticks != ticks || !same_shape {
+            return Vec::new();
+        }
+        self.crops
+            .iter()
+            .zip(crops)
+            .map(|(a, b)| picture_change(a, b) < UNCHANGED_BELOW)
+            .collect()
+    }
+
+    /// The kept images of meter `name`, each `width` pixels wide.
+    fn load(state_dir: &Path, name: &str, width: u32) -> Option<Self> {
+        let prefix = Self::prefix(name);
+        let path = std::fs::read_dir(state_dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".png"))
+            })?;
+        let stem = path.file_stem()?.to_str()?;
+        let ticks = stem.strip_prefix(&prefix)?.parse().ok()?;
+        let strip = image::open(&path).ok()?.to_rgb8();
+        let (w, h) = strip.dimensions();
+        if width == 0 || w % width != 0 {
+            return None;
+        }
+        let n = w / width;
+        let crops = (0..n)
+            .map(|i| image::imageops::crop_imm(&strip, i * width, 0, width, h).to_image())
+            .collect();
+        Some(Self { ticks, crops })
+    }
+
+    fn save(&self, state_dir: &Path, name: &str) -> anyhow::Result<()> {
+        let Some(first) = self.crops.first() else {
+            return Ok(());
+        };
+        let (w, h) = first.dimensions();
+        let mut strip = RgbImage::new(w * self.crops.len() as u32, h);
+        for (i, c) in self.crops.iter().enumerate() {
+            image::imageops::replace(&mut strip, c, i64::from(w) * i as i64, 0);
+        }
+        let prefix = Self::prefix(name);
+        let path = state_dir.join(format!("{prefix}{}.png", self.ticks));
+        crate::files::write_atomic(&path, &crate::files::png_bytes(&strip)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        for old in std::fs::read_dir(state_dir)?.flatten() {
+            let p = old.path();
+            let is_old = p != path
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix));
+            if is_old {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -71,6 +71,9 @@ pub struct Report {
     pub raw_text: String,
     /// Each digit, most significant first.
     pub digits: Vec<DigitReport>,
+    /// The probability that the judged value is right, from every digit's
+    /// distribution under the odometer model (the history only vetoes).
+    pub probability: f32,
     /// Stored, unsure or rejected.
     pub status: Status,
     /// Why it was not stored, or what is worth knowing about a stored one.
@@ -97,13 +100,14 @@ impl Report {
             .collect();
         let value = self.value.map_or("-".to_owned(), |v| v.to_string());
         let mut line = format!(
-            "time={} meter={} status={} value={value} raw={} digits={}",
+            "time={} meter={} status={} value={value} raw={} p={:.3} digits={}",
             self.time
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
             self.meter,
             self.status,
             self.raw_text,
+            self.probability,
             digits.join(",")
         );
         if let Some(r) = &self.reason {

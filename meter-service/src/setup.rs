@@ -122,6 +122,10 @@ decimals = 1
 unit = "kWh"
 # Largest plausible consumption per hour, in `unit` (leave out for no limit).
 max_rate_per_hour = 20.0
+# How a reading is judged: "reading" stores it when its probability of being
+# right, from every digit and the odometer, reaches min_confidence;
+# "per_digit" needs every digit at least that confident.
+decision = "reading"
 # Whether the value may go down (e.g. a bidirectional meter).
 allow_negative = false
 # This many consistent readings in a row that disagree with the stored value

@@ -9,7 +9,7 @@ use meter_sink::Sink;
 use meter_vision::Frame;
 use time::OffsetDateTime;
 
-use crate::events::{Bus, ErrorKind, Event, ReadingEvent};
+use crate::events::{Bus, CameraMovedEvent, ErrorKind, Event, ReadingEvent};
 use crate::reader::MeterReader;
 use crate::report::Report;
 
@@ -77,6 +77,20 @@ impl Store {
             .commit(&taken)
             .map_err(|e| fail(ErrorKind::Storage, e))?;
         let report = taken.report.clone();
+        if let Some(movement) = taken.tracking.moved.clone() {
+            log::info!(
+                "meter {meter}: the camera moved by ({:+.1}, {:+.1}) px, {:+.2} deg; reading it at its new place",
+                movement.dx,
+                movement.dy,
+                movement.angle_deg
+            );
+            self.bus
+                .publish(Event::CameraMoved(Arc::new(CameraMovedEvent {
+                    meter: meter.clone(),
+                    time,
+                    movement,
+                })));
+        }
         self.bus.publish(Event::Reading(Arc::new(ReadingEvent {
             report: taken.report,
             jpeg: taken.jpeg.into(),
@@ -84,6 +98,7 @@ impl Store {
             image: Arc::new(taken.image),
             alignment: taken.alignment,
             crops: Arc::new(taken.crops),
+            tracking: taken.tracking,
         })));
         Ok(report)
     }

@@ -30,16 +30,26 @@ impl FolderMeter {
 /// config for meter `name` reading that folder, with `sinks` appended
 /// (TOML `[[sink]]` tables) and `extra` top-level keys.
 pub fn folder_meter(name: &str, counters: &[f64], extra: &str, sinks: &str) -> FolderMeter {
+    let frames: Vec<FrameParams> = counters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| FrameParams {
+            counter: *c,
+            seed: i as u64,
+            ..FrameParams::default()
+        })
+        .collect();
+    folder_meter_of(name, &frames, extra, sinks)
+}
+
+/// As [`folder_meter`], with each frame's rendering given.
+pub fn folder_meter_of(name: &str, shots: &[FrameParams], extra: &str, sinks: &str) -> FolderMeter {
     let dir = tempfile::tempdir().unwrap();
     let layout = MeterLayout::default();
     let frames = dir.path().join("frames");
     std::fs::create_dir_all(&frames).unwrap();
-    for (i, c) in counters.iter().enumerate() {
-        let shot = layout.render(&FrameParams {
-            counter: *c,
-            seed: i as u64,
-            ..FrameParams::default()
-        });
+    for (i, params) in shots.iter().enumerate() {
+        let shot = layout.render(params);
         shot.image
             .save(frames.join(format!("f{i:04}.jpg")))
             .unwrap();

@@ -133,3 +133,64 @@ fn a_reading_that_panics_is_reported_with_its_meter_and_stops_the_service() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_bumped_camera_is_found_again_reported_and_read_right() {
+    use meter_synth::FrameParams;
+    // Two frames where the camera was set up, then it is turned 8 degrees
+    // and shifted 40 px for good.
+    let shots: Vec<FrameParams> = (0..7u32)
+        .map(|i| FrameParams {
+            counter: 500.0 + f64::from(i) * 0.1,
+            seed: u64::from(i),
+            rotation_deg: if i < 2 { 0.0 } else { 8.0 },
+            shift: if i < 2 { (0.0, 0.0) } else { (40.0, -25.0) },
+            ..FrameParams::default()
+        })
+        .collect();
+    let m = crate::helpers::folder_meter_of("house", &shots, "", JSONL);
+    let service = Service::new(m.load(), RunOptions::default()).unwrap();
+    let heard = Heard::default();
+    service.subscribe(Box::new(heard.clone())).unwrap();
+    service.run().unwrap();
+    let events = heard.0.lock().unwrap();
+    let moved: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CameraMoved(c) => Some(c.movement.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved.len(), 1, "one move reported: {events:?}");
+    assert!(
+        (moved[0].angle_deg.abs() - 8.0).abs() < 1.0,
+        "{:?}",
+        moved[0]
+    );
+    // Every stored value is right: the counter reads a tenth of the
+    // rendered value.
+    for e in events.iter() {
+        if let Event::Reading(r) = e {
+            if let Some(v) = r.report.value {
+                let i = events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Reading(_)))
+                    .position(|x| std::ptr::eq(x, e))
+                    .unwrap();
+                let truth = (500.0 + i as f64 * 0.1) / 10.0;
+                assert!(
+                    (v - truth).abs() < 0.011,
+                    "frame {i}: stored {v}, truth {truth}"
+                );
+            }
+        }
+    }
+    let stored = events
+        .iter()
+        .filter(|e| matches!(e, Event::Reading(r) if r.report.status == Status::Stored))
+        .count();
+    assert!(
+        stored >= 6,
+        "the moved camera keeps being read: {stored} of 7 stored"
+    );
+}
