@@ -77,7 +77,7 @@ impl Store {
             .commit(&taken)
             .map_err(|e| fail(ErrorKind::Storage, e))?;
         let report = taken.report.clone();
-        if let Some(movement) = taken.tracking.moved.clone() {
+        if let Some(movement) = taken.tracking.moved {
             log::info!(
                 "meter {meter}: the camera moved by ({:+.1}, {:+.1}) px, {:+.2} deg; reading it at its new place",
                 movement.dx,

@@ -157,7 +157,7 @@ fn a_bumped_camera_is_found_again_reported_and_read_right() {
     let moved: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::CameraMoved(c) => Some(c.movement.clone()),
+            Event::CameraMoved(c) => Some(c.movement),
             _ => None,
         })
         .collect();
