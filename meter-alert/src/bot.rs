@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::config::{Rule, TelegramConfig};
 use crate::error::chain;
-use crate::event::{ReadingEvent, ReadingStatus};
+use crate::event::{ObservedReading, ReadingStatus};
 use crate::outbox::Backoff;
 use crate::store::{load_json, save_json};
 use crate::telegram::{TelegramApi, Update};
@@ -27,7 +27,7 @@ pub trait BotBackend: Send + Sync {
     /// The configured meters, in config order.
     fn meters(&self) -> Vec<String>;
     /// The last reading of `meter` (stored or not).
-    fn last_reading(&self, meter: &str) -> Option<ReadingEvent>;
+    fn last_reading(&self, meter: &str) -> Option<ObservedReading>;
     /// The last frame of `meter` with its digit boxes drawn, as JPEG.
     fn last_frame(&self, meter: &str) -> Option<Vec<u8>>;
     /// Each meter's health.
@@ -407,8 +407,8 @@ mod tests {
         fn meters(&self) -> Vec<String> {
             vec!["water".into(), "power".into()]
         }
-        fn last_reading(&self, meter: &str) -> Option<ReadingEvent> {
-            (meter == "water").then(|| ReadingEvent {
+        fn last_reading(&self, meter: &str) -> Option<ObservedReading> {
+            (meter == "water").then(|| ObservedReading {
                 meter: "water".into(),
                 time: OffsetDateTime::from_unix_timestamp(1_772_409_600).unwrap(),
                 value: None,

@@ -11,7 +11,7 @@ use crate::config::Rule;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Observation {
     /// A frame was read: stored, unsure or rejected.
-    Reading(ReadingEvent),
+    Reading(ObservedReading),
     /// No frame: the camera did not answer, the frame was unusable.
     CaptureFailed {
         /// The meter.
@@ -44,7 +44,7 @@ impl Observation {
 /// One reading of one frame, with the field names of `meter predict --json`
 /// (this is also the `json` webhook's body for readings).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReadingEvent {
+pub struct ObservedReading {
     /// The meter.
     pub meter: String,
     /// Capture time.
@@ -165,7 +165,7 @@ pub enum Notification {
     Reading {
         /// The reading.
         #[serde(flatten)]
-        reading: ReadingEvent,
+        reading: ObservedReading,
         /// The stored value before this reading (AI-on-the-edge's
         /// `preValue`).
         previous: Option<f64>,

@@ -24,7 +24,9 @@ pub use config::{
 };
 pub use engine::{consumption, Engine, EngineState, MeterState, Period, RuleState};
 pub use error::{chain, AlertError, Redacted};
-pub use event::{Alert, AlertState, Digit, Notification, Observation, ReadingEvent, ReadingStatus};
+pub use event::{
+    Alert, AlertState, Digit, Notification, Observation, ObservedReading, ReadingStatus,
+};
 pub use outbox::{Backoff, Delivery, Notifier, Outbox};
 
 /// Log targets of the HTTP client that print every request's URL at debug

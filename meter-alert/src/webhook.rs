@@ -25,7 +25,7 @@ use jiff::tz::TimeZone;
 use serde_json::{json, Value};
 
 use crate::config::{Secret, WebhookConfig, WebhookFormat};
-use crate::event::{AlertState, Notification, ReadingEvent, ReadingStatus};
+use crate::event::{AlertState, Notification, ObservedReading, ReadingStatus};
 use crate::http::{agent, finish, quote, safe_url, url_secrets};
 use crate::outbox::Notifier;
 use crate::AlertError;
@@ -199,7 +199,7 @@ impl WebhookNotifier {
 }
 
 /// `water: 123.4 m3 (stored)`, `water: rejected (value decreased by 3)`.
-fn reading_text(r: &ReadingEvent) -> String {
+fn reading_text(r: &ObservedReading) -> String {
     let unit = r
         .unit
         .as_deref()

@@ -38,11 +38,14 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod alerting;
 pub mod config;
 pub mod events;
 pub mod files;
 pub mod label;
+pub mod live;
 pub mod open;
+pub mod overlay;
 pub mod predict;
 mod reader;
 pub mod registry;
@@ -55,7 +58,7 @@ mod store;
 
 pub use meter_vision::StopSignal;
 pub use predict::OneShot;
-pub use reader::{capture_time, pipeline, Filers, MeterReader, Taken};
+pub use reader::{capture_time, pipeline, Filers, Health, MeterReader, Taken};
 pub use report::{DigitReport, Report, Status};
 pub use run::{RunOptions, RunSummary, Service, Shard, SharedModel, CLOSE_GRACE, DEFAULT_WORKERS};
 pub use store::{NamedSink, Store};

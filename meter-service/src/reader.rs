@@ -46,6 +46,36 @@ pub struct Taken {
     pub crops: Vec<RgbImage>,
     /// How the frame was aligned (and whether the camera moved).
     pub tracking: Tracking,
+    /// The meter's health once this reading is committed.
+    pub health: Health,
+}
+
+/// A meter's health, as the `meter_health` points of the time-series
+/// database carry it every reading (alert rules fire on a silent meter).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Health {
+    /// When a frame was last read.
+    pub last_frame: Option<OffsetDateTime>,
+    /// When a reading was last stored.
+    pub last_stored: Option<OffsetDateTime>,
+    /// Unsure or rejected readings since the last stored one.
+    pub not_stored_in_a_row: u32,
+}
+
+impl Health {
+    /// The point for the sinks, as of `now`.
+    pub fn record(&self, meter: &str, now: OffsetDateTime) -> meter_sink::Record {
+        let since = |t: Option<OffsetDateTime>| t.map(|t| (now - t).as_seconds_f64().max(0.0));
+        meter_sink::Record::health(
+            meter,
+            now,
+            meter_sink::Health {
+                seconds_since_frame: since(self.last_frame),
+                seconds_since_stored: since(self.last_stored),
+                not_stored_in_a_row: self.not_stored_in_a_row,
+            },
+        )
+    }
 }
 
 /// Reads one meter, frame after frame.
@@ -61,6 +91,8 @@ pub struct MeterReader {
     last_filed: Vec<Option<Tenths>>,
     /// The digit images of the last stored reading.
     stored_crops: Option<StoredCrops>,
+    /// The meter's health so far.
+    health: Health,
 }
 
 impl std::fmt::Debug for MeterReader {
@@ -126,6 +158,13 @@ impl MeterReader {
             unsure: filers.unsure.clone(),
             last_filed: vec![None; usize::from(meter.counter.digits())],
             stored_crops: StoredCrops::load(&cfg.state_dir, &meter.name, model_width),
+            health: Health {
+                last_stored: state::load(&cfg.state_dir, &meter.name, meter.counter)
+                    .ok()
+                    .and_then(|s| s.stored)
+                    .map(|s| s.time),
+                ..Health::default()
+            },
         })
     }
 
@@ -193,6 +232,18 @@ impl MeterReader {
         }
         let next = (judged.next != state).then(|| judged.next.clone());
         let report = report(&self.meter, &state, &judged, &preds, time);
+        let health = match report.status {
+            Status::Stored => Health {
+                last_frame: Some(time),
+                last_stored: Some(time),
+                not_stored_in_a_row: 0,
+            },
+            _ => Health {
+                last_frame: Some(time),
+                not_stored_in_a_row: self.health.not_stored_in_a_row + 1,
+                ..self.health
+            },
+        };
         Ok(Taken {
             report,
             next,
@@ -202,7 +253,13 @@ impl MeterReader {
             alignment: processed.alignment,
             crops: processed.digits,
             tracking: processed.tracking,
+            health,
         })
+    }
+
+    /// The meter's health (as of its last committed reading).
+    pub fn health(&self) -> Health {
+        self.health
     }
 
     /// Saves the state [`read`](Self::read) computed, then files the crops:
@@ -214,6 +271,7 @@ impl MeterReader {
         if let Some(s) = &taken.next {
             state::save(&self.state_dir, &self.meter.name, s)?;
         }
+        self.health = taken.health;
         if let Some(ticks) = taken.report.decision.stored_ticks() {
             let kept = StoredCrops {
                 ticks,

@@ -40,6 +40,7 @@ use meter_vision::{FrameSource, StopSignal, VisionError};
 
 use crate::config::{MeterConfig, ResolvedConfig};
 use crate::events::{Bus, ErrorKind, Event, RetrainEvent, Subscriber};
+use crate::live::Live;
 use crate::reader::{capture_time, Filers, MeterReader};
 use crate::registry::load_current_model;
 use crate::report::Status;
@@ -220,6 +221,7 @@ pub struct Service {
     model: Arc<SharedModel>,
     slots: Vec<(String, std::time::Duration, Mutex<Slot>)>,
     mqtt: Vec<MqttHandle>,
+    live: Arc<Live>,
     stop: StopSignal,
 }
 
@@ -270,9 +272,20 @@ impl Service {
             ));
         }
         let sinks = crate::open::open_sinks(&cfg, &meters, opts.shard)?;
+        let bus = Arc::new(Bus::new());
+        let live = Arc::new(Live::new(meters.iter().map(|m| m.name.as_str())));
+        bus.subscribe(live.subscriber())
+            .context("starting a subscriber thread")?;
+        // One process per bot token answers commands: the first shard.
+        let bot_commands = opts.shard.is_none_or(|s| s.index == 1);
+        if let Some(alerts) = crate::alerting::start(&cfg, &meters, live.clone(), bot_commands)? {
+            bus.subscribe(alerts)
+                .context("starting a subscriber thread")?;
+        }
         Ok(Self {
-            store: Arc::new(Store::new(sinks.sinks, Arc::new(Bus::new()))),
+            store: Arc::new(Store::new(sinks.sinks, bus)),
             model: Arc::new(SharedModel::new(model)),
+            live,
             mqtt: sinks.mqtt,
             cfg,
             opts,
@@ -303,6 +316,12 @@ impl Service {
             .with_context(|| format!("no meter named {name:?} in this service"))?;
         slot.get_mut().unwrap_or_else(|e| e.into_inner()).source = source;
         Ok(())
+    }
+
+    /// What the service last saw of each meter (kept up to date while it
+    /// runs).
+    pub fn live(&self) -> &Arc<Live> {
+        &self.live
     }
 
     /// The signal that stops [`run`](Self::run) (for signal handlers).
@@ -580,6 +599,8 @@ impl Service {
                 Err(e) => {
                     let e = anyhow::Error::new(e).context(format!("meter {name}"));
                     self.store.bus().error(Some(name), ErrorKind::Camera, &e);
+                    self.store
+                        .write_health(&slot.reader, time::OffsetDateTime::now_utc());
                     counters.count(Err(()));
                     return Turn::Again;
                 }

@@ -71,7 +71,8 @@ impl Store {
         let taken = reader
             .read(frame, time)
             .map_err(|e| fail(ErrorKind::Frame, e))?;
-        self.write(&[taken.report.record()])
+        let health = taken.health.record(&meter, time);
+        self.write(&[taken.report.record(), health])
             .map_err(|e| fail(ErrorKind::Sink, e))?;
         reader
             .commit(&taken)
@@ -101,6 +102,15 @@ impl Store {
             tracking: taken.tracking,
         })));
         Ok(report)
+    }
+
+    /// Writes `reader`'s health point as of `now` (after a capture failed:
+    /// a silent camera still reports). A failure is logged.
+    pub fn write_health(&self, reader: &MeterReader, now: OffsetDateTime) {
+        let meter = &reader.meter().name;
+        if let Err(e) = self.write(&[reader.health().record(meter, now)]) {
+            log::warn!("meter {meter}: health point: {e:#}");
+        }
     }
 
     /// Hands `records` to every sink; the first refusal is the error.

@@ -166,7 +166,12 @@ impl Sink for JsonLinesSink {
     fn write(&mut self, records: &[Record]) -> Result<(), SinkError> {
         records.iter().try_for_each(Record::validate)?;
         let io_err = |e| SinkError::io("cannot write to", &self.path, e);
-        for r in records {
+        // Health points are for the database's alert rules, not the file
+        // of readings.
+        for r in records
+            .iter()
+            .filter(|r| !matches!(r.kind, RecordKind::Health(_)))
+        {
             serde_json::to_writer(&mut self.writer, r).map_err(|e| io_err(e.into()))?;
             self.writer.write_all(b"\n").map_err(io_err)?;
         }

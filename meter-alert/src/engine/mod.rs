@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::{AlertsConfig, Rule, RulesConfig, Timing};
-use crate::event::{Alert, AlertState, Observation, ReadingEvent, ReadingStatus};
+use crate::event::{Alert, AlertState, Observation, ObservedReading, ReadingStatus};
 use crate::AlertError;
 
 #[cfg(test)]
@@ -260,7 +260,7 @@ impl Engine {
         ms
     }
 
-    fn reading(&mut self, r: &ReadingEvent, t: i64) {
+    fn reading(&mut self, r: &ObservedReading, t: i64) {
         let tz = self.tz.clone();
         let night = self
             .cfg

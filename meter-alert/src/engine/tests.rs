@@ -20,7 +20,7 @@ fn reading(
     value: Option<f64>,
     reason: Option<&str>,
 ) -> Observation {
-    Observation::Reading(ReadingEvent {
+    Observation::Reading(ObservedReading {
         meter: meter.into(),
         time: time(t),
         value,

@@ -15,7 +15,7 @@ mod webhook;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use meter_alert::{BotBackend, MeterHealth, Observation, ReadingEvent, ReadingStatus};
+use meter_alert::{BotBackend, MeterHealth, Observation, ObservedReading, ReadingStatus};
 use time::OffsetDateTime;
 
 /// The bot token every test uses: no output may ever contain it.
@@ -91,8 +91,8 @@ pub fn time(t: i64) -> OffsetDateTime {
 }
 
 /// A reading of meter `water`.
-pub fn reading(t: i64, status: ReadingStatus, value: Option<f64>) -> ReadingEvent {
-    ReadingEvent {
+pub fn reading(t: i64, status: ReadingStatus, value: Option<f64>) -> ObservedReading {
+    ObservedReading {
         meter: "water".into(),
         time: time(t),
         value,
@@ -108,7 +108,7 @@ pub fn reading(t: i64, status: ReadingStatus, value: Option<f64>) -> ReadingEven
     }
 }
 
-pub fn obs(r: ReadingEvent) -> Observation {
+pub fn obs(r: ObservedReading) -> Observation {
     Observation::Reading(r)
 }
 
@@ -132,7 +132,7 @@ impl BotBackend for Backend {
     fn meters(&self) -> Vec<String> {
         vec!["water".into()]
     }
-    fn last_reading(&self, _meter: &str) -> Option<ReadingEvent> {
+    fn last_reading(&self, _meter: &str) -> Option<ObservedReading> {
         Some(reading(T0, ReadingStatus::Stored, Some(123.456)))
     }
     fn last_frame(&self, _meter: &str) -> Option<Vec<u8>> {

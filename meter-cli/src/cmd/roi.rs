@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use image::{Rgb, RgbImage};
+use image::RgbImage;
 use meter_model::DigitModel;
 use meter_vision::{
     aligned_frame, decode_jpeg, draw_box, extract_digits, propose_digits, propose_rotated, Aligner,
@@ -15,6 +15,7 @@ use meter_vision::{
 
 use crate::Outcome;
 use meter_service::config::ResolvedConfig;
+use meter_service::overlay::{draw_geometry, DIGIT_COLOUR, FAILED_COLOUR};
 
 /// Arguments of `meter roi`.
 #[derive(clap::Args, Debug)]
@@ -82,10 +83,6 @@ fn parse_rect(s: &str) -> Result<[u32; 4], String> {
         _ => Err(format!("{s:?}: expected X,Y,W,H with W and H above 0")),
     }
 }
-
-const MARK_COLOUR: Rgb<u8> = Rgb([0, 200, 255]);
-const DIGIT_COLOUR: Rgb<u8> = Rgb([40, 255, 40]);
-const FAILED_COLOUR: Rgb<u8> = Rgb([255, 40, 40]);
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -340,28 +337,6 @@ fn meter_geometry(path: &Path, meter: Option<&str>) -> anyhow::Result<MeterGeome
     Ok(m.geometry.clone())
 }
 
-fn draw_geometry(
-    img: &mut RgbImage,
-    g: &MeterGeometry,
-    boxes: &[[u32; 4]],
-    digit_colour: Rgb<u8>,
-) -> anyhow::Result<()> {
-    for spec in &g.marks {
-        let (w, h) = image::image_dimensions(&spec.image)
-            .with_context(|| format!("reading mark {}", spec.image.display()))?;
-        draw_box(img, [spec.x, spec.y, w, h], MARK_COLOUR, 2);
-    }
-    let boxes = if boxes.is_empty() {
-        g.regions().map(|r| r.boxes()).unwrap_or_default()
-    } else {
-        boxes.to_vec()
-    };
-    for b in boxes {
-        draw_box(img, b, digit_colour, 2);
-    }
-    Ok(())
-}
-
 fn write_crops(
     frame: &RgbImage,
     alignment: &Alignment,
@@ -386,6 +361,7 @@ fn save(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::Rgb;
     use meter_synth::{FrameParams, MeterLayout};
 
     fn args(frame: &Path, out: &Path) -> Args {

@@ -194,3 +194,37 @@ fn a_bumped_camera_is_found_again_reported_and_read_right() {
         "the moved camera keeps being read: {stored} of 7 stored"
     );
 }
+
+#[test]
+fn refused_readings_raise_an_alert_on_a_webhook() {
+    use std::sync::mpsc;
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", server.server_addr().to_ip().unwrap());
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            let mut body = String::new();
+            let _ = req.as_reader().read_to_string(&mut body);
+            let _ = tx.send(body);
+            let _ = req.respond(tiny_http::Response::empty(200));
+        }
+    });
+    // One stored value, then a meter that keeps going down: refused again
+    // and again.
+    let values: Vec<f64> = std::iter::once(1000.0)
+        .chain((1..40).map(|i| 1000.0 - f64::from(i) * 10.0))
+        .collect();
+    let alerts = format!(
+        "[alerts.default]\nno_stored_reading = {{ after = \"6h\", in_a_row = 2 }}\n\n\
+         [[notify]]\ntype = \"webhook\"\nformat = \"json\"\nurl = \"{url}\"\n"
+    );
+    let m = folder_meter("house", &values, "", &format!("{JSONL}\n{alerts}"));
+    let service = Service::new(m.load(), RunOptions::default()).unwrap();
+    let summary = service.run().unwrap();
+    assert_eq!(summary.stored, 1, "{summary:?}");
+    let body = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the alert reached the webhook");
+    assert!(body.contains("house"), "{body}");
+    assert!(body.contains("no_stored_reading"), "{body}");
+}

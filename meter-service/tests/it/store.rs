@@ -108,7 +108,22 @@ fn a_stored_reading_reaches_the_sinks_the_state_and_the_subscribers() {
     let report = store.read_and_store(&mut reader, frame, t).unwrap();
     assert_eq!(report.status, Status::Stored, "{}", report.log_line());
     assert_eq!(report.value, Some(123.45), "the last roller is a decimal");
-    assert_eq!(kept.0.lock().unwrap().len(), 1);
+    let kinds: Vec<&'static str> = kept
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| match r.kind {
+            meter_sink::RecordKind::Stored(_) => "stored",
+            meter_sink::RecordKind::Health(_) => "health",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["stored", "health"],
+        "the reading and the meter's health point"
+    );
     let state = std::fs::read_to_string(m.state_dir().join("house.json")).unwrap();
     assert!(state.contains("12345"), "{state}");
     bus.close();
