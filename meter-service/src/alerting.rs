@@ -198,9 +198,7 @@ impl BotBackend for Backend {
     fn last_frame(&self, meter: &str) -> Option<Vec<u8>> {
         let last = self.live.get(meter)?.last?;
         let g = self.geometry(meter)?;
-        let drawn =
-            crate::overlay::overlay(&last.image, &last.alignment, g, last.tracking.confirmed)
-                .and_then(|img| crate::overlay::jpeg(&img));
+        let drawn = crate::overlay::of_reading(&last, g).and_then(|img| crate::overlay::jpeg(&img));
         match drawn {
             Ok(jpeg) => Some(jpeg),
             Err(e) => {

@@ -58,8 +58,6 @@ pub struct ReadingEvent {
     pub jpeg: Arc<[u8]>,
     /// Where the frame came from (URL or file).
     pub origin: String,
-    /// The decoded frame.
-    pub image: Arc<RgbImage>,
     /// How the frame was aligned.
     pub alignment: Alignment,
     /// The digit images the model read, most significant first.
@@ -132,8 +130,10 @@ pub trait Subscriber: Send {
     fn finish(&mut self) {}
 }
 
-/// Queue length per subscriber.
-pub const QUEUE: usize = 4096;
+/// Queue length per subscriber. An event holds the frame's JPEG (tens of
+/// kB), not the decoded picture, so a subscriber that lags holds at most a
+/// few tens of MB.
+pub const QUEUE: usize = 1024;
 
 struct Listener {
     name: String,
@@ -328,9 +328,20 @@ mod tests {
             bus.subscribe(Box::new(p)).unwrap();
         }
         // The slow one blocks on its first event; publishing never waits.
+        // Published in steps the others keep up with (on a busy machine a
+        // tight loop could outrun any consumer).
         let n = QUEUE + 100;
         for i in 0..n {
             err(&bus, i);
+            if i % 100 == 99 {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while (good_seen.lock().unwrap().len() <= i
+                    || failing_seen.lock().unwrap().len() <= i)
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
         }
         for _ in 0..n {
             let _ = open.send(());

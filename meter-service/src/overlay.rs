@@ -55,6 +55,16 @@ pub fn overlay(
     Ok(img)
 }
 
+/// The last frame of a reading event, drawn as [`overlay`] draws it (the
+/// JPEG is decoded again: events do not carry decoded pictures).
+pub fn of_reading(
+    event: &crate::events::ReadingEvent,
+    g: &MeterGeometry,
+) -> anyhow::Result<RgbImage> {
+    let image = meter_vision::decode_jpeg(&event.jpeg, &event.origin)?;
+    overlay(&image, &event.alignment, g, event.tracking.confirmed)
+}
+
 /// `img` as a JPEG of quality 85 (pictures sent to people).
 pub fn jpeg(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();

@@ -38,8 +38,6 @@ pub struct Taken {
     pub jpeg: Vec<u8>,
     /// Where it came from.
     pub origin: String,
-    /// The decoded frame.
-    pub image: RgbImage,
     /// How it was aligned.
     pub alignment: Alignment,
     /// The digit images read.
@@ -249,7 +247,6 @@ impl MeterReader {
             next,
             jpeg: frame.jpeg,
             origin: frame.origin,
-            image: processed.image,
             alignment: processed.alignment,
             crops: processed.digits,
             tracking: processed.tracking,

@@ -96,7 +96,6 @@ impl Store {
             report: taken.report,
             jpeg: taken.jpeg.into(),
             origin: taken.origin,
-            image: Arc::new(taken.image),
             alignment: taken.alignment,
             crops: Arc::new(taken.crops),
             tracking: taken.tracking,

@@ -29,121 +29,28 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use crossbeam_channel::{Receiver, Sender};
-use meter_model::DigitModel;
 use meter_sink::mqtt::{MqttCommand, MqttHandle};
 use meter_vision::{FrameSource, StopSignal, VisionError};
 
+mod model;
+mod retrain;
+mod shard;
+
+pub use model::SharedModel;
+pub use shard::Shard;
+
 use crate::config::{MeterConfig, ResolvedConfig};
-use crate::events::{Bus, ErrorKind, Event, RetrainEvent, Subscriber};
+use crate::events::{Bus, ErrorKind, Subscriber};
 use crate::live::Live;
 use crate::reader::{capture_time, Filers, MeterReader};
 use crate::registry::load_current_model;
 use crate::report::Status;
-use crate::retrain::{retrain, Settings};
 use crate::store::Store;
-
-/// The model the meters read with. A promoted retrain replaces it; each
-/// meter notices the new generation before its next frame.
-#[derive(Debug)]
-pub struct SharedModel {
-    generation: AtomicU64,
-    model: RwLock<DigitModel>,
-}
-
-impl SharedModel {
-    /// Starts at generation 0 with `model`.
-    pub fn new(model: DigitModel) -> Self {
-        Self {
-            generation: AtomicU64::new(0),
-            model: RwLock::new(model),
-        }
-    }
-
-    /// Bumped by every [`SharedModel::replace`].
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// The current model and its generation.
-    pub fn get(&self) -> (u64, DigitModel) {
-        let model = self.model.read().unwrap_or_else(|e| e.into_inner());
-        (self.generation(), model.clone())
-    }
-
-    /// Makes `model` current; returns its generation.
-    pub fn replace(&self, model: DigitModel) -> u64 {
-        let mut slot = self.model.write().unwrap_or_else(|e| e.into_inner());
-        *slot = model;
-        // Bumped under the write lock: whoever sees the new generation and
-        // then reads the model gets the new one.
-        self.generation.fetch_add(1, Ordering::AcqRel) + 1
-    }
-
-    /// Gives `reader` the current model when it changed since generation
-    /// `seen`; returns the generation the reader now has.
-    pub fn refresh(&self, reader: &mut MeterReader, seen: u64) -> u64 {
-        if self.generation() == seen {
-            return seen;
-        }
-        let (generation, model) = self.get();
-        let name = reader.meter().name.clone();
-        match reader.set_model(model) {
-            Ok(()) => log::info!("meter {name}: reading with model generation {generation}"),
-            Err(e) => log::error!("{e:#}; keeping the previous model"),
-        }
-        generation
-    }
-}
-
-/// Which part of a config's meters this process reads: `index` of `count`
-/// (`meter run --shard 2/4`), by a stable hash of each meter's name, so a
-/// meter keeps its shard when others are added or removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// 1-based.
-    pub index: u32,
-    /// Number of shards.
-    pub count: u32,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("{s:?}: expected I/N with 1 <= I <= N, e.g. 2/4");
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u32, u32) = (
-            i.trim().parse().map_err(|_| bad())?,
-            n.trim().parse().map_err(|_| bad())?,
-        );
-        if index == 0 || index > count {
-            return Err(bad());
-        }
-        Ok(Self { index, count })
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl Shard {
-    /// Whether meter `name` belongs to this shard.
-    pub fn has(&self, name: &str) -> bool {
-        // FNV-1a: stable across builds and platforms, unlike std's hasher.
-        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        h % u64::from(self.count) == u64::from(self.index - 1)
-    }
-}
 
 /// How to run.
 #[derive(Debug, Clone, Default)]
@@ -405,7 +312,7 @@ impl Service {
         let spawned = std::thread::Builder::new()
             .name("retrain".into())
             .spawn(move || {
-                retrain_loop(&cfg, every, &model, &store, &stop, &|version| {
+                retrain::retrain_loop(&cfg, every, &model, &store, &stop, &|version| {
                     for h in &mqtt {
                         for m in &meters {
                             h.set_model_version(m, format!("v{version}"));
@@ -646,76 +553,10 @@ impl Counters {
     }
 }
 
-/// Checks whether a retrain is due now and every `every`, runs it when it
-/// is, and hands a promoted version to the meters (and to `promoted`).
-/// Stops between retrains.
-fn retrain_loop(
-    cfg: &ResolvedConfig,
-    every: Duration,
-    shared: &SharedModel,
-    store: &Store,
-    stop: &StopSignal,
-    promoted: &dyn Fn(u32),
-) {
-    use crate::retrain::RetrainOutcome;
-    while !stop.is_stopped() {
-        let outcome = retrain(cfg, &Settings::default(), true);
-        match &outcome {
-            // Checked every few minutes: not worth a line at info level.
-            Ok(RetrainOutcome::NotDue(why)) => log::debug!("retrain decision=not_due why={why:?}"),
-            Ok(RetrainOutcome::Refused {
-                parent,
-                current,
-                candidate,
-                ..
-            }) => log::info!(
-                "retrain decision=refused kept=v{parent} current_exact={:.4} candidate_exact={:.4} n={}",
-                current.exact,
-                candidate.exact,
-                candidate.n
-            ),
-            Ok(RetrainOutcome::Promoted {
-                version,
-                path,
-                parent,
-                current,
-                candidate,
-                ..
-            }) => {
-                log::info!(
-                    "retrain decision=promoted version=v{version} parent=v{parent} current_exact={:.4} candidate_exact={:.4} n={}",
-                    current.exact,
-                    candidate.exact,
-                    candidate.n
-                );
-                match DigitModel::load(path) {
-                    Ok(m) => {
-                        shared.replace(m);
-                        promoted(*version);
-                    }
-                    Err(e) => log::error!(
-                        "retrain: model {} unreadable, the meters keep the previous one: {e}",
-                        path.display()
-                    ),
-                }
-            }
-            Err(e) => log::error!("retrain decision=failed error={:?}", format!("{e:#}")),
-        }
-        if !matches!(outcome, Ok(RetrainOutcome::NotDue(_))) {
-            store.bus().publish(Event::Retrain(Arc::new(RetrainEvent {
-                time: time::OffsetDateTime::now_utc(),
-                outcome: outcome.map_err(|e| format!("{e:#}")),
-            })));
-        }
-        if stop.sleep(every) {
-            break;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use meter_model::DigitModel;
 
     #[test]
     fn readers_switch_to_a_replaced_model_on_their_next_refresh() {
@@ -746,22 +587,5 @@ mod tests {
         assert_eq!(reader.model().metadata().temperature, 7.0);
         // Already up to date: left alone.
         assert_eq!(shared.refresh(&mut reader, 1), 1);
-    }
-
-    #[test]
-    fn shards_split_meters_stably_and_completely() {
-        let names: Vec<String> = (0..300).map(|i| format!("meter-{i}")).collect();
-        let shards: Vec<Shard> = (1..=4).map(|i| Shard { index: i, count: 4 }).collect();
-        for n in &names {
-            assert_eq!(shards.iter().filter(|s| s.has(n)).count(), 1, "{n}");
-        }
-        for s in &shards {
-            let k = names.iter().filter(|n| s.has(n)).count();
-            assert!((45..=105).contains(&k), "shard {s}: {k} of 300");
-        }
-        assert_eq!("2/4".parse::<Shard>(), Ok(Shard { index: 2, count: 4 }));
-        for bad in ["0/4", "5/4", "2", "a/b", "1/0"] {
-            assert!(bad.parse::<Shard>().is_err(), "{bad}");
-        }
     }
 }
