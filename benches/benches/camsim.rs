@@ -6,11 +6,11 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use firmware::camsim::{Advance, FrameSource, Server, SimConfig, SyntheticConfig};
+use firmware::camsim::{Advance, Frames, Server, SimConfig, SyntheticConfig};
 
 fn sim() -> Server {
     Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(SyntheticConfig {
+        source: Frames::Synthetic(Box::new(SyntheticConfig {
             advance: Advance::PerFrame(0.07),
             ..SyntheticConfig::default()
         })),
@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
     // A slowly turning meter with 8 disturbance variants: served from the
     // frame cache (what one simulator feeding many readers costs).
     let cached = Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(SyntheticConfig {
+        source: Frames::Synthetic(Box::new(SyntheticConfig {
             advance: Advance::PerHour(1.0),
             variants: Some(8),
             ..SyntheticConfig::default()

@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use meter_core::Tenths;
 use meter_sink::{
-    line, DigitValue, Event, EventStatus, InfluxSink, Record, Sink, Spool, SpoolingSink,
+    line, DigitValue, EventStatus, InfluxSink, NotStored, Record, Sink, Spool, SpoolingSink,
     StoredValue,
 };
 use time::OffsetDateTime;
@@ -23,7 +23,7 @@ fn readings(n: usize) -> Vec<Record> {
                 return Record::event(
                     "house",
                     at,
-                    Event {
+                    NotStored {
                         status: EventStatus::Rejected,
                         raw: Some(12_000.0),
                         reason: "value went down from 12345.6 to 12000".into(),

@@ -200,7 +200,7 @@ impl Alerting {
     }
 
     /// The rules firing now: (meter, rule).
-    pub fn firing(&self) -> Vec<(String, crate::Rule)> {
+    pub fn firing(&self) -> Vec<(String, crate::AlertRule)> {
         self.engine.firing()
     }
 

@@ -14,7 +14,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::config::{Rule, TelegramConfig};
+use crate::config::{AlertRule, TelegramConfig};
 use crate::error::chain;
 use crate::event::{ObservedReading, ReadingStatus};
 use crate::outbox::Backoff;
@@ -63,7 +63,7 @@ pub enum Reply {
 }
 
 /// The rules firing now, shared by the alerting side with the bot.
-pub type Firing = Arc<Mutex<Vec<(String, Rule)>>>;
+pub type Firing = Arc<Mutex<Vec<(String, AlertRule)>>>;
 
 /// Answers commands; the pure part of the bot.
 pub struct Commands {
@@ -443,7 +443,7 @@ mod tests {
     fn commands() -> Commands {
         let firing = Arc::new(Mutex::new(vec![(
             "water".to_owned(),
-            Rule::NoStoredReading,
+            AlertRule::NoStoredReading,
         )]));
         Commands::new(
             Arc::new(Fake),

@@ -74,7 +74,7 @@ pub struct RulesConfig {
     pub confidence_drop: Option<ConfidenceDrop>,
     /// Rules of `[alerts.default]` that do not apply to this meter.
     #[serde(default)]
-    pub disable: Vec<Rule>,
+    pub disable: Vec<AlertRule>,
 }
 
 /// When a firing rule is sent and sent again.
@@ -221,7 +221,7 @@ impl ConfidenceDrop {
 /// The alert rules, by the name used in config files and alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Rule {
+pub enum AlertRule {
     /// Consumption since local midnight above the maximum.
     DailyMax,
     /// The day's pace projects a consumption above the maximum.
@@ -240,7 +240,7 @@ pub enum Rule {
     ConfidenceDrop,
 }
 
-impl Rule {
+impl AlertRule {
     /// The name in config files and messages (`daily_max`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -256,7 +256,7 @@ impl Rule {
     }
 }
 
-impl std::fmt::Display for Rule {
+impl std::fmt::Display for AlertRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -280,13 +280,13 @@ impl AlertsConfig {
         };
         for rule in r.disable.clone() {
             match rule {
-                Rule::DailyMax | Rule::DailyMaxProjected => r.daily_max = None,
-                Rule::ContinuousFlow => r.continuous_flow = None,
-                Rule::NightUse => r.night_use = None,
-                Rule::Spike => r.spike = None,
-                Rule::CameraSilent => r.camera_silent = None,
-                Rule::NoStoredReading => r.no_stored_reading = None,
-                Rule::ConfidenceDrop => r.confidence_drop = None,
+                AlertRule::DailyMax | AlertRule::DailyMaxProjected => r.daily_max = None,
+                AlertRule::ContinuousFlow => r.continuous_flow = None,
+                AlertRule::NightUse => r.night_use = None,
+                AlertRule::Spike => r.spike = None,
+                AlertRule::CameraSilent => r.camera_silent = None,
+                AlertRule::NoStoredReading => r.no_stored_reading = None,
+                AlertRule::ConfidenceDrop => r.confidence_drop = None,
             }
         }
         r

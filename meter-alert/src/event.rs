@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::config::Rule;
+use crate::config::AlertRule;
 
 /// What the engine is fed, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,7 +115,7 @@ pub struct Alert {
     /// The meter.
     pub meter: String,
     /// The rule.
-    pub rule: Rule,
+    pub rule: AlertRule,
     /// Firing or resolved.
     pub state: AlertState,
     /// 0 the first time it fires, then 1, 2.. for each repeat.

@@ -19,7 +19,7 @@ pub mod webhook;
 pub use alerting::{Alerting, Options};
 pub use bot::{BotBackend, BotHandle, Commands, MeterHealth, Reply};
 pub use config::{
-    AlertsConfig, NotifyConfig, Rule, RulesConfig, Secret, TelegramConfig, WebhookConfig,
+    AlertRule, AlertsConfig, NotifyConfig, RulesConfig, Secret, TelegramConfig, WebhookConfig,
     WebhookFormat,
 };
 pub use engine::{consumption, Engine, EngineState, MeterState, Period, RuleState};

@@ -206,7 +206,7 @@ mod tests {
 
     use meter_core::DigitPrediction;
     use meter_service::files::image_hash;
-    use meter_service::label::{Item, Key, Options, Origin, Session};
+    use meter_service::label::{Item, Key, Origin, Session, SessionOptions};
 
     #[test]
     fn the_screen_shows_picture_guess_progress_and_prompt() {
@@ -235,7 +235,7 @@ mod tests {
                 )),
             })
             .collect();
-        let opts = Options {
+        let opts = SessionOptions {
             dataset_dir: dir.path().join("dataset"),
             journal: dir.path().join("journal"),
             revisit_skipped: false,

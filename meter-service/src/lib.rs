@@ -58,7 +58,7 @@ mod store;
 
 pub use meter_vision::StopSignal;
 pub use predict::OneShot;
-pub use reader::{capture_time, pipeline, Filers, Health, MeterReader, Taken};
+pub use reader::{capture_time, pipeline, Filers, MeterReader, ReaderHealth, Taken};
 pub use report::{DigitReport, Report, Status};
 pub use run::{RunOptions, RunSummary, Service, Shard, SharedModel, CLOSE_GRACE, DEFAULT_WORKERS};
 pub use store::{NamedSink, Store};

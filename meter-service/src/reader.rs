@@ -45,13 +45,13 @@ pub struct Taken {
     /// How the frame was aligned (and whether the camera moved).
     pub tracking: Tracking,
     /// The meter's health once this reading is committed.
-    pub health: Health,
+    pub health: ReaderHealth,
 }
 
 /// A meter's health, as the `meter_health` points of the time-series
 /// database carry it every reading (alert rules fire on a silent meter).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Health {
+pub struct ReaderHealth {
     /// When a frame was last read.
     pub last_frame: Option<OffsetDateTime>,
     /// When a reading was last stored.
@@ -60,7 +60,7 @@ pub struct Health {
     pub not_stored_in_a_row: u32,
 }
 
-impl Health {
+impl ReaderHealth {
     /// The point for the sinks, as of `now`.
     pub fn record(&self, meter: &str, now: OffsetDateTime) -> meter_sink::Record {
         let since = |t: Option<OffsetDateTime>| t.map(|t| (now - t).as_seconds_f64().max(0.0));
@@ -90,7 +90,7 @@ pub struct MeterReader {
     /// The digit images of the last stored reading.
     stored_crops: Option<StoredCrops>,
     /// The meter's health so far.
-    health: Health,
+    health: ReaderHealth,
 }
 
 impl std::fmt::Debug for MeterReader {
@@ -156,12 +156,12 @@ impl MeterReader {
             unsure: filers.unsure.clone(),
             last_filed: vec![None; usize::from(meter.counter.digits())],
             stored_crops: StoredCrops::load(&cfg.state_dir, &meter.name, model_width),
-            health: Health {
+            health: ReaderHealth {
                 last_stored: state::load(&cfg.state_dir, &meter.name, meter.counter)
                     .ok()
                     .and_then(|s| s.stored)
                     .map(|s| s.time),
-                ..Health::default()
+                ..ReaderHealth::default()
             },
         })
     }
@@ -231,12 +231,12 @@ impl MeterReader {
         let next = (judged.next != state).then(|| judged.next.clone());
         let report = report(&self.meter, &state, &judged, &preds, time);
         let health = match report.status {
-            Status::Stored => Health {
+            Status::Stored => ReaderHealth {
                 last_frame: Some(time),
                 last_stored: Some(time),
                 not_stored_in_a_row: 0,
             },
-            _ => Health {
+            _ => ReaderHealth {
                 last_frame: Some(time),
                 not_stored_in_a_row: self.health.not_stored_in_a_row + 1,
                 ..self.health
@@ -255,7 +255,7 @@ impl MeterReader {
     }
 
     /// The meter's health (as of its last committed reading).
-    pub fn health(&self) -> Health {
+    pub fn health(&self) -> ReaderHealth {
         self.health
     }
 

@@ -66,7 +66,7 @@ pub use error::{RecordProblem, SinkError};
 pub use file::{CsvSink, JsonLinesSink, CSV_HEADER};
 pub use influx::{InfluxBuilder, InfluxSink};
 pub use logging::{http_client_log_allowed, CapHttpClientLogs, HTTP_CLIENT_LOG_CAPS};
-pub use record::{DigitValue, Event, EventStatus, Health, Record, RecordKind, StoredValue};
+pub use record::{DigitValue, EventStatus, Health, NotStored, Record, RecordKind, StoredValue};
 pub use spec::{Opened, SinkSpec};
 pub use spool::Spool;
 pub use spooling::{DeliveryStatus, SpoolingBuilder, SpoolingSink};

@@ -106,7 +106,7 @@ fn round6(x: f32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{DigitValue, Event, EventStatus, StoredValue};
+    use crate::record::{DigitValue, EventStatus, NotStored, StoredValue};
     use time::macros::datetime;
 
     #[test]
@@ -161,7 +161,7 @@ mod tests {
         let r = Record::event(
             "gas",
             datetime!(2026-03-01 11:00:07 UTC),
-            Event {
+            NotStored {
                 status: EventStatus::Rejected,
                 raw: None,
                 reason: "value \"decreased\"\nby 3".into(),

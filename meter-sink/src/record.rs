@@ -34,7 +34,7 @@ pub enum RecordKind {
     /// A plausible value (measurement `meter_reading`).
     Stored(StoredValue),
     /// An unsure or rejected reading (measurement `meter_event`).
-    Event(Event),
+    Event(NotStored),
     /// The meter's health, written every cycle (measurement
     /// `meter_health`): a meter whose camera or reader goes silent keeps a
     /// series that alert rules can fire on.
@@ -92,7 +92,7 @@ impl From<&DigitPrediction> for DigitValue {
 /// A frame that gave no stored value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Event {
+pub struct NotStored {
     /// Unsure or rejected.
     pub status: EventStatus,
     /// The value read, if the digits gave one.
@@ -137,7 +137,7 @@ impl Record {
     }
 
     /// An unsure or rejected reading.
-    pub fn event(meter: impl Into<String>, captured_at: OffsetDateTime, event: Event) -> Self {
+    pub fn event(meter: impl Into<String>, captured_at: OffsetDateTime, event: NotStored) -> Self {
         Self {
             meter: meter.into(),
             unit: None,
@@ -191,7 +191,7 @@ impl Record {
             Decision::Rejected(reason) | Decision::Unsure(reason) => Self::event(
                 meter,
                 captured_at,
-                Event {
+                NotStored {
                     status: if matches!(decision, Decision::Rejected(_)) {
                         EventStatus::Rejected
                     } else {

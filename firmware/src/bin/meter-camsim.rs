@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use firmware::camsim::{
-    Advance, FaultKind, FaultSpec, FrameSource, Server, SimConfig, SyntheticConfig,
-};
+use firmware::camsim::{Advance, FaultKind, FaultSpec, Frames, Server, SimConfig, SyntheticConfig};
 
 /// Serve simulated meter frames (or a folder of frames) over the ESP32-CAM
 /// HTTP API: GET /capture, /status, /control, plus /layout and /fault.
@@ -145,10 +143,10 @@ fn run() -> anyhow::Result<()> {
         config.settings.hmirror = 1;
     }
     config.source = match &args.frames {
-        Some(dir) => FrameSource::Folder { dir: dir.clone() },
+        Some(dir) => Frames::Folder { dir: dir.clone() },
         None => {
             let defaults = SyntheticConfig::default();
-            FrameSource::Synthetic(Box::new(SyntheticConfig {
+            Frames::Synthetic(Box::new(SyntheticConfig {
                 decimals: args.decimals,
                 start: args.start,
                 advance: match args.step_per_frame {

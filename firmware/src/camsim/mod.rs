@@ -2,9 +2,9 @@
 //! loopback port (see the crate documentation for the API).
 //!
 //! ```
-//! use firmware::camsim::{Advance, FrameSource, Server, SimConfig, SyntheticConfig};
+//! use firmware::camsim::{Advance, Frames, Server, SimConfig, SyntheticConfig};
 //! let sim = Server::start(SimConfig {
-//!     source: FrameSource::Synthetic(Box::new(SyntheticConfig {
+//!     source: Frames::Synthetic(Box::new(SyntheticConfig {
 //!         advance: Advance::PerFrame(0.03),
 //!         ..SyntheticConfig::default()
 //!     })),
@@ -42,7 +42,7 @@ use crate::SimError;
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     /// Where frames come from.
-    pub source: FrameSource,
+    pub source: Frames,
     /// Loopback address to listen on; port 0 picks a free port.
     pub addr: SocketAddr,
     /// The camera's settings at start-up (as `/status` reports them).
@@ -69,7 +69,7 @@ impl Default for SimConfig {
     /// loopback port, flash at 160/255.
     fn default() -> Self {
         Self {
-            source: FrameSource::Synthetic(Box::default()),
+            source: Frames::Synthetic(Box::default()),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             settings: SensorSettings {
                 led_intensity: 160,
@@ -86,7 +86,7 @@ impl Default for SimConfig {
 
 /// Where frames come from.
 #[derive(Debug, Clone)]
-pub enum FrameSource {
+pub enum Frames {
     /// Rendered meter frames whose true value is known.
     Synthetic(Box<SyntheticConfig>),
     /// Image files of a folder in name order, looping; JPEG files are served

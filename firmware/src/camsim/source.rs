@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::truth::FrameTruth;
-use super::{Advance, FrameSource, SyntheticConfig};
+use super::{Advance, Frames, SyntheticConfig};
 use crate::settings::SensorSettings;
 use crate::SimError;
 
@@ -61,16 +61,16 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>, SimError> {
 }
 
 impl Source {
-    pub fn prepare(source: &FrameSource) -> Result<Self, SimError> {
+    pub fn prepare(source: &Frames) -> Result<Self, SimError> {
         match source {
-            FrameSource::Folder { dir } => {
+            Frames::Folder { dir } => {
                 let files = list_images(dir)?;
                 if files.is_empty() {
                     return Err(SimError::NoFrames { path: dir.clone() });
                 }
                 Ok(Self::Folder { files })
             }
-            FrameSource::Synthetic(cfg) => {
+            Frames::Synthetic(cfg) => {
                 cfg.validate()?;
                 let crops = match &cfg.digit_crops {
                     Some(dir) => Some(DigitCrops::load(dir, cfg.crop_filter.as_deref())?),

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use firmware::camsim::{Advance, FrameSource, Server, SimConfig, SyntheticConfig};
+use firmware::camsim::{Advance, Frames, Server, SimConfig, SyntheticConfig};
 use firmware::SimError;
 use image::{GenericImageView, RgbImage};
 use meter_synth::{render_digit, MeterLayout};
@@ -172,7 +172,7 @@ fn same_seed_same_frames() {
 fn upside_down_camera_delivers_the_frame_rotated_180() {
     let upright = start(still_meter(0.5));
     let flipped = Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(still_meter(0.5))),
+        source: Frames::Synthetic(Box::new(still_meter(0.5))),
         settings: firmware::SensorSettings {
             vflip: 1,
             hmirror: 1,
@@ -277,7 +277,7 @@ fn folder_source_serves_files_byte_for_byte_in_name_order() {
     std::fs::write(dir.path().join("c.png"), &png).unwrap();
 
     let sim = Server::start(SimConfig {
-        source: FrameSource::Folder {
+        source: Frames::Folder {
             dir: dir.path().to_owned(),
         },
         ..SimConfig::default()
@@ -299,7 +299,7 @@ fn folder_source_serves_files_byte_for_byte_in_name_order() {
 
     let empty = tempfile::tempdir().unwrap();
     let err = Server::start(SimConfig {
-        source: FrameSource::Folder {
+        source: Frames::Folder {
             dir: empty.path().to_owned(),
         },
         ..SimConfig::default()
@@ -343,7 +343,7 @@ fn digits_come_from_a_crop_folder_when_given() {
 
     let empty = tempfile::tempdir().unwrap();
     let err = Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(SyntheticConfig {
+        source: Frames::Synthetic(Box::new(SyntheticConfig {
             digit_crops: Some(empty.path().to_owned()),
             ..SyntheticConfig::default()
         })),
@@ -363,7 +363,7 @@ fn bad_configurations_are_refused() {
     .unwrap_err();
     assert!(matches!(err, SimError::NotLoopback { .. }));
     let err = Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(SyntheticConfig {
+        source: Frames::Synthetic(Box::new(SyntheticConfig {
             decimals: 6,
             ..SyntheticConfig::default()
         })),
@@ -381,7 +381,7 @@ fn bad_configurations_are_refused() {
         "{err}"
     );
     let err = Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(SyntheticConfig {
+        source: Frames::Synthetic(Box::new(SyntheticConfig {
             advance: Advance::PerFrame(f64::NAN),
             ..SyntheticConfig::default()
         })),

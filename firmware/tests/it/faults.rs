@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use firmware::camsim::{FaultKind, FaultSpec, FrameSource, Server, SimConfig, SyntheticConfig};
+use firmware::camsim::{FaultKind, FaultSpec, Frames, Server, SimConfig, SyntheticConfig};
 
 use crate::{client, get, get_with, patient, start, still_meter};
 
@@ -62,7 +62,7 @@ fn error500_then_recovery() {
 #[test]
 fn faults_apply_in_order_and_can_be_cleared() {
     let sim = Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(still_meter(0.1))),
+        source: Frames::Synthetic(Box::new(still_meter(0.1))),
         faults: vec![FaultKind::Error500.into()],
         ..SimConfig::default()
     })
@@ -145,7 +145,7 @@ fn abandoned_timeout_sends_nothing() {
 #[test]
 fn standing_fault_hits_every_nth_capture_and_queued_faults_come_first() {
     let sim = Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(still_meter(0.1))),
+        source: Frames::Synthetic(Box::new(still_meter(0.1))),
         fault_every: Some((3, FaultKind::Error500)),
         ..SimConfig::default()
     })

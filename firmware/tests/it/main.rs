@@ -10,7 +10,7 @@ mod setup;
 
 use std::time::Duration;
 
-use firmware::camsim::{Advance, FrameSource, FrameTruth, Server, SimConfig, SyntheticConfig};
+use firmware::camsim::{Advance, FrameTruth, Frames, Server, SimConfig, SyntheticConfig};
 
 /// Mean absolute difference per channel value of two same-sized images.
 pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
@@ -98,7 +98,7 @@ pub fn still_meter(step: f64) -> SyntheticConfig {
 
 pub fn start(source: SyntheticConfig) -> Server {
     Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(source)),
+        source: Frames::Synthetic(Box::new(source)),
         ..SimConfig::default()
     })
     .expect("simulator starts")

@@ -43,7 +43,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::config::{AlertsConfig, Rule, RulesConfig, Timing};
+use crate::config::{AlertRule, AlertsConfig, RulesConfig, Timing};
 use crate::event::{Alert, AlertState, Observation, ObservedReading, ReadingStatus};
 use crate::AlertError;
 
@@ -102,7 +102,7 @@ pub struct MeterState {
     /// Readings per UTC hour: (all, unsure).
     pub counts: BTreeMap<i64, (u32, u32)>,
     /// Rules pending or firing (absent: inactive).
-    pub rules: BTreeMap<Rule, RuleState>,
+    pub rules: BTreeMap<AlertRule, RuleState>,
 }
 
 /// Consumption within `start..end` (Unix seconds).
@@ -206,7 +206,7 @@ impl Engine {
     }
 
     /// The rules firing now: (meter, rule).
-    pub fn firing(&self) -> Vec<(String, Rule)> {
+    pub fn firing(&self) -> Vec<(String, AlertRule)> {
         let mut out = Vec::new();
         for (meter, ms) in &self.state.meters {
             for (rule, st) in &ms.rules {
@@ -312,7 +312,7 @@ impl Engine {
             .meters
             .get_mut(meter)
             .expect("meter_state made it");
-        let checked: Vec<Rule> = checks.iter().map(|(r, _, _)| *r).collect();
+        let checked: Vec<AlertRule> = checks.iter().map(|(r, _, _)| *r).collect();
         // A rule taken out of the config is forgotten quietly.
         ms.rules.retain(|r, _| checked.contains(r));
         let mut alerts = Vec::new();
@@ -340,7 +340,12 @@ impl Engine {
         alerts
     }
 
-    fn checks(&self, meter: &str, rules: &RulesConfig, now: i64) -> Vec<(Rule, Timing, Check)> {
+    fn checks(
+        &self,
+        meter: &str,
+        rules: &RulesConfig,
+        now: i64,
+    ) -> Vec<(AlertRule, Timing, Check)> {
         let ms = &self.state.meters[meter];
         let unit = ms
             .unit
@@ -348,14 +353,14 @@ impl Engine {
             .map(|u| format!(" {u}"))
             .unwrap_or_default();
         let q = |x: f64| format!("{}{unit}", num(x));
-        let firing = |r: Rule| matches!(ms.rules.get(&r), Some(RuleState::Firing { .. }));
+        let firing = |r: AlertRule| matches!(ms.rules.get(&r), Some(RuleState::Firing { .. }));
         let mut out = Vec::new();
 
         if let Some(d) = &rules.daily_max {
             let (start, end) = day_bounds(&self.tz, now);
             let used = ms.day.filter(|p| p.start == start).map_or(0.0, |p| p.used);
             out.push((
-                Rule::DailyMax,
+                AlertRule::DailyMax,
                 d.timing(),
                 Check {
                     holds: Some(used > d.max),
@@ -379,7 +384,7 @@ impl Engine {
                 // morning shower would look like a breach.
                 let holds = used > d.max || (elapsed >= length / 4.0 && projected > d.max);
                 out.push((
-                    Rule::DailyMaxProjected,
+                    AlertRule::DailyMaxProjected,
                     d.timing(),
                     Check {
                         holds: Some(holds),
@@ -414,7 +419,7 @@ impl Engine {
             // is not known yet.
             let current = ms.last_stored.is_some_and(|(t, _)| t >= this_hour);
             out.push((
-                Rule::ContinuousFlow,
+                AlertRule::ContinuousFlow,
                 c.timing(),
                 Check {
                     holds: current.then_some(lowest > c.min_per_hour),
@@ -437,7 +442,7 @@ impl Engine {
                 .filter(|p| p.start == start)
                 .map_or(0.0, |p| p.used);
             out.push((
-                Rule::NightUse,
+                AlertRule::NightUse,
                 n.timing(),
                 Check {
                     holds: Some(used > n.max),
@@ -458,7 +463,7 @@ impl Engine {
 
         if let Some(s) = &rules.spike {
             out.push((
-                Rule::Spike,
+                AlertRule::Spike,
                 s.timing(),
                 Check {
                     holds: ms.last_rate.map(|r| r > s.max_rate_per_hour),
@@ -480,7 +485,7 @@ impl Engine {
 
         if let Some(c) = &rules.camera_silent {
             let last = ms.last_frame.or(ms.first_seen).unwrap_or(now);
-            let since = if firing(Rule::CameraSilent) {
+            let since = if firing(AlertRule::CameraSilent) {
                 last
             } else {
                 last.max(self.resumed_at.unwrap_or(last))
@@ -496,7 +501,7 @@ impl Engine {
                 .map(|e| format!("; last error: {e}"))
                 .unwrap_or_default();
             out.push((
-                Rule::CameraSilent,
+                AlertRule::CameraSilent,
                 c.timing(),
                 Check {
                     holds: Some(silence >= secs(c.after())),
@@ -527,7 +532,7 @@ impl Engine {
                 None => "a reading was stored".to_owned(),
             };
             out.push((
-                Rule::NoStoredReading,
+                AlertRule::NoStoredReading,
                 n.timing(),
                 Check {
                     holds: Some(holds),
@@ -557,7 +562,7 @@ impl Engine {
             let (today, before) = (share(day), share(week));
             let enough = day.0 >= min_readings && week.0 >= min_readings;
             out.push((
-                Rule::ConfidenceDrop,
+                AlertRule::ConfidenceDrop,
                 c.timing(),
                 Check {
                     holds: enough.then_some(today >= min_share && today >= factor * before),
@@ -590,13 +595,13 @@ impl Engine {
 
 /// Advances one rule's state; returns the alert to send, if any.
 fn step(
-    rules: &mut BTreeMap<Rule, RuleState>,
-    rule: Rule,
+    rules: &mut BTreeMap<AlertRule, RuleState>,
+    rule: AlertRule,
     holds: bool,
     timing: Timing,
     now: i64,
 ) -> Option<(AlertState, u32)> {
-    let fire = |rules: &mut BTreeMap<Rule, RuleState>| {
+    let fire = |rules: &mut BTreeMap<AlertRule, RuleState>| {
         rules.insert(
             rule,
             RuleState::Firing {

@@ -87,7 +87,7 @@ impl Run {
         alerts
     }
 
-    fn summary(&self) -> Vec<(i64, Rule, AlertState, u32)> {
+    fn summary(&self) -> Vec<(i64, AlertRule, AlertState, u32)> {
         self.alerts
             .iter()
             .map(|a| (a.time.unix_timestamp() - T0, a.rule, a.state, a.repeat))
@@ -131,9 +131,9 @@ fn a_dripping_toilet_fires_the_leak_rule_repeats_and_resolves() {
     assert_eq!(
         run.summary(),
         vec![
-            (24 * H, Rule::ContinuousFlow, AlertState::Firing, 0),
-            (36 * H, Rule::ContinuousFlow, AlertState::Firing, 1),
-            (41 * H, Rule::ContinuousFlow, AlertState::Resolved, 0),
+            (24 * H, AlertRule::ContinuousFlow, AlertState::Firing, 0),
+            (36 * H, AlertRule::ContinuousFlow, AlertState::Firing, 1),
+            (41 * H, AlertRule::ContinuousFlow, AlertState::Resolved, 0),
         ]
     );
     assert!(
@@ -210,22 +210,32 @@ fn daily_max_fires_once_a_local_day_and_resolves_at_local_midnight() {
         vec![
             (
                 5 * H + 15 * MIN,
-                Rule::DailyMaxProjected,
+                AlertRule::DailyMaxProjected,
                 AlertState::Firing,
                 0
             ),
-            (20 * H + 15 * MIN, Rule::DailyMax, AlertState::Firing, 0),
-            (day2, Rule::DailyMax, AlertState::Resolved, 0),
-            (day2, Rule::DailyMaxProjected, AlertState::Resolved, 0),
-            (day2 + 6 * H, Rule::DailyMaxProjected, AlertState::Firing, 0),
+            (
+                20 * H + 15 * MIN,
+                AlertRule::DailyMax,
+                AlertState::Firing,
+                0
+            ),
+            (day2, AlertRule::DailyMax, AlertState::Resolved, 0),
+            (day2, AlertRule::DailyMaxProjected, AlertState::Resolved, 0),
+            (
+                day2 + 6 * H,
+                AlertRule::DailyMaxProjected,
+                AlertState::Firing,
+                0
+            ),
             (
                 day2 + 20 * H + 15 * MIN,
-                Rule::DailyMax,
+                AlertRule::DailyMax,
                 AlertState::Firing,
                 0
             ),
-            (day3, Rule::DailyMax, AlertState::Resolved, 0),
-            (day3, Rule::DailyMaxProjected, AlertState::Resolved, 0),
+            (day3, AlertRule::DailyMax, AlertState::Resolved, 0),
+            (day3, AlertRule::DailyMaxProjected, AlertState::Resolved, 0),
         ]
     );
     assert!(
@@ -263,7 +273,7 @@ fn night_use_counts_only_inside_the_local_window() {
     // stored reading whose interval lies in the window and carries 0.02.
     let s = run.summary();
     assert_eq!(s.len(), 2, "{s:?}");
-    assert_eq!((s[0].1, s[0].2), (Rule::NightUse, AlertState::Firing));
+    assert_eq!((s[0].1, s[0].2), (AlertRule::NightUse, AlertState::Firing));
     assert!((24 * H + 2 * H..24 * H + 4 * H).contains(&s[0].0), "{s:?}");
     // Resolved when the next window begins: Wednesday 02:00 Berlin.
     assert_eq!((s[1].0, s[1].2), (48 * H + H, AlertState::Resolved));
@@ -284,8 +294,8 @@ fn a_spike_fires_and_the_next_normal_rate_resolves() {
     assert_eq!(
         run.summary(),
         vec![
-            (20 * MIN, Rule::Spike, AlertState::Firing, 0),
-            (30 * MIN, Rule::Spike, AlertState::Resolved, 0),
+            (20 * MIN, AlertRule::Spike, AlertState::Firing, 0),
+            (30 * MIN, AlertRule::Spike, AlertState::Resolved, 0),
         ]
     );
     assert!(
@@ -317,9 +327,9 @@ fn a_silent_camera_fires_repeats_resolves_and_survives_a_restart() {
     assert_eq!(
         run.summary(),
         vec![
-            (30 * MIN, Rule::CameraSilent, AlertState::Firing, 0),
-            (150 * MIN, Rule::CameraSilent, AlertState::Firing, 1),
-            (201 * MIN, Rule::CameraSilent, AlertState::Resolved, 0),
+            (30 * MIN, AlertRule::CameraSilent, AlertState::Firing, 0),
+            (150 * MIN, AlertRule::CameraSilent, AlertState::Firing, 1),
+            (201 * MIN, AlertRule::CameraSilent, AlertState::Resolved, 0),
         ]
     );
     assert!(
@@ -359,7 +369,7 @@ fn a_silent_camera_fires_repeats_resolves_and_survives_a_restart() {
     );
     assert_eq!(
         engine.firing(),
-        vec![("water".to_owned(), Rule::CameraSilent)]
+        vec![("water".to_owned(), AlertRule::CameraSilent)]
     );
     let alerts = engine.observe(&stored("water", T0 + 5 * H + 40 * MIN, 1.0));
     assert_eq!(alerts[0].state, AlertState::Resolved);
@@ -394,8 +404,13 @@ fn refused_readings_in_a_row_fire_with_the_frame_and_a_stored_one_resolves() {
     assert_eq!(
         s[..2],
         [
-            (50 * MIN, Rule::NoStoredReading, AlertState::Firing, 0),
-            (70 * MIN, Rule::NoStoredReading, AlertState::Resolved, 0),
+            (50 * MIN, AlertRule::NoStoredReading, AlertState::Firing, 0),
+            (
+                70 * MIN,
+                AlertRule::NoStoredReading,
+                AlertState::Resolved,
+                0
+            ),
         ]
     );
     assert!(run.alerts[0].with_frame && !run.alerts[1].with_frame);
@@ -414,7 +429,7 @@ fn refused_readings_in_a_row_fire_with_the_frame_and_a_stored_one_resolves() {
     // Refused from 80 min on, 5 in a row at 120 min.
     assert_eq!(
         s[2],
-        (120 * MIN, Rule::NoStoredReading, AlertState::Firing, 0)
+        (120 * MIN, AlertRule::NoStoredReading, AlertState::Firing, 0)
     );
     assert_eq!(s.len(), 3, "{s:?}");
 }
@@ -433,7 +448,7 @@ fn refusals_for_hours_fire_even_when_never_k_in_a_row() {
     );
     assert_eq!(
         run.summary(),
-        vec![(60 * MIN, Rule::NoStoredReading, AlertState::Firing, 0)]
+        vec![(60 * MIN, AlertRule::NoStoredReading, AlertState::Firing, 0)]
     );
 }
 
@@ -459,7 +474,10 @@ fn a_drop_in_confidence_suggests_labelling_and_retraining() {
     });
     let s = run.summary();
     assert_eq!(s.len(), 1, "{s:?}");
-    assert_eq!((s[0].1, s[0].2), (Rule::ConfidenceDrop, AlertState::Firing));
+    assert_eq!(
+        (s[0].1, s[0].2),
+        (AlertRule::ConfidenceDrop, AlertState::Firing)
+    );
     // 20% of the last 24 hours needs about 10 of the new day's readings.
     assert!(
         (7 * 24 * H + 4 * H..7 * 24 * H + 12 * H).contains(&s[0].0),
@@ -487,7 +505,7 @@ fn pending_time_ignores_short_spikes() {
     );
     assert_eq!(
         run.summary(),
-        vec![(45 * MIN, Rule::Spike, AlertState::Firing, 0)]
+        vec![(45 * MIN, AlertRule::Spike, AlertState::Firing, 0)]
     );
 }
 
@@ -580,7 +598,7 @@ mod props {
             let mut restarted = Run::new(ALL_BUT_SILENCE, true);
             play(&mut restarted, &steps);
             prop_assert_eq!(&straight.alerts, &restarted.alerts);
-            let mut firing: BTreeMap<Rule, u32> = BTreeMap::new();
+            let mut firing: BTreeMap<AlertRule, u32> = BTreeMap::new();
             for a in &straight.alerts {
                 match (a.state, firing.get(&a.rule).copied()) {
                     (AlertState::Firing, None) => {
@@ -597,7 +615,7 @@ mod props {
                     (AlertState::Resolved, None) => prop_assert!(false, "resolved before firing: {:?}", a),
                 }
             }
-            let now: Vec<Rule> = straight.engine.firing().into_iter().map(|(_, r)| r).collect();
+            let now: Vec<AlertRule> = straight.engine.firing().into_iter().map(|(_, r)| r).collect();
             prop_assert_eq!(now, firing.keys().copied().collect::<Vec<_>>());
         }
 
@@ -616,7 +634,7 @@ mod props {
                 v = next;
                 run.feed(stored("water", T0 + (i as i64 + 1) * 20 * MIN, v));
             }
-            let fired = run.alerts.iter().filter(|a| a.rule == Rule::DailyMax).count();
+            let fired = run.alerts.iter().filter(|a| a.rule == AlertRule::DailyMax).count();
             prop_assert_eq!(fired, usize::from(total > 3.0 + 1e-9), "total {}", total);
         }
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use meter_alert::webhook::WebhookNotifier;
 use meter_alert::{
-    Alert, AlertState, Alerting, AlertsConfig, Backoff, Delivery, Notification, Options, Outbox,
-    ReadingStatus, Rule,
+    Alert, AlertRule, AlertState, Alerting, AlertsConfig, Backoff, Delivery, Notification, Options,
+    Outbox, ReadingStatus,
 };
 
 use crate::recorder::Recorder;
@@ -25,7 +25,7 @@ fn backoff() -> Backoff {
 fn alert(i: u32) -> Notification {
     Notification::Alert(Alert {
         meter: "water".into(),
-        rule: Rule::Spike,
+        rule: AlertRule::Spike,
         state: AlertState::Firing,
         repeat: i,
         time: time(T0 + i64::from(i)),

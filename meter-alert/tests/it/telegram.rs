@@ -258,7 +258,7 @@ fn a_wrong_token_and_a_photo_telegram_refuses() {
     let mut n = meter_alert::telegram::TelegramNotifier::new(&cfg).unwrap();
     let alert = meter_alert::Notification::Alert(meter_alert::Alert {
         meter: "water".into(),
-        rule: meter_alert::Rule::NoStoredReading,
+        rule: meter_alert::AlertRule::NoStoredReading,
         state: meter_alert::AlertState::Firing,
         repeat: 0,
         time: crate::time(T0),

@@ -1,7 +1,9 @@
 //! Each webhook format as a receiver sees it.
 
 use meter_alert::webhook::WebhookNotifier;
-use meter_alert::{Alert, AlertState, Notification, Notifier, ReadingStatus, Rule, WebhookConfig};
+use meter_alert::{
+    Alert, AlertRule, AlertState, Notification, Notifier, ReadingStatus, WebhookConfig,
+};
 use serde_json::Value;
 
 use crate::recorder::{Received, Recorder};
@@ -26,7 +28,7 @@ fn send(format: &str, path: &str, extra: &str, n: &Notification) -> Received {
 fn alert() -> Notification {
     Notification::Alert(Alert {
         meter: "water".into(),
-        rule: Rule::ContinuousFlow,
+        rule: AlertRule::ContinuousFlow,
         state: AlertState::Firing,
         repeat: 0,
         time: time(T0),

@@ -9,7 +9,7 @@ use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{execute, terminal};
 
 use meter_service::config::ResolvedConfig;
-use meter_service::label::{items, keys_from_lines, Key, Options, Session, View};
+use meter_service::label::{items, keys_from_lines, Key, Session, SessionOptions, View};
 use meter_service::registry;
 
 use crate::render::screen;
@@ -80,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         (100, 30)
     };
-    let opts = Options {
+    let opts = SessionOptions {
         dataset_dir: cfg.dataset_dir.clone(),
         journal: cfg.state_dir.join("classify.journal"),
         revisit_skipped: args.revisit_skipped,

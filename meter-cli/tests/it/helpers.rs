@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use firmware::camsim::{Advance, FrameSource, Server, SimConfig, SyntheticConfig};
+use firmware::camsim::{Advance, Frames, Server, SimConfig, SyntheticConfig};
 
 /// The `meter` binary, with a quiet log and no `METER_*` configuration
 /// leaking in from the environment.
@@ -87,7 +87,7 @@ pub struct SimMeter {
 /// state and training folders under the temp dir and a JSON-lines sink.
 pub fn sim_meter(synthetic: SyntheticConfig, interval: &str, extra: &str) -> SimMeter {
     let server = Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(synthetic)),
+        source: Frames::Synthetic(Box::new(synthetic)),
         ..SimConfig::default()
     })
     .expect("simulator starts");

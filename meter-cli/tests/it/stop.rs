@@ -7,8 +7,10 @@ use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use firmware::camsim::{FaultKind, FrameSource, Server, SimConfig};
-use meter_sink::Spool;
+use firmware::camsim::{FaultKind, Frames, Server, SimConfig};
+use meter_sink::{RecordKind, Spool};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::helpers::{meter, rolling, s};
 
@@ -16,7 +18,7 @@ use crate::helpers::{meter, rolling, s};
 fn sigterm_stops_run_at_once_with_a_hung_camera_and_a_hung_database() {
     // Every third capture hangs (accepted, never answered).
     let server = Server::start(SimConfig {
-        source: FrameSource::Synthetic(Box::new(rolling(1000.0, 0.1, 5))),
+        source: Frames::Synthetic(Box::new(rolling(1000.0, 0.1, 5))),
         fault_every: Some((3, FaultKind::Timeout)),
         ..SimConfig::default()
     })
@@ -92,10 +94,20 @@ fn sigterm_stops_run_at_once_with_a_hung_camera_and_a_hung_database() {
     }
     let spool = Spool::open(dir.path().join("state/spool/influx_v1-0"), 1 << 20).unwrap();
     let (kept, _) = spool.peek(1000).unwrap();
-    assert_eq!(
-        kept.len(),
-        stored.len(),
-        "every reading reported stored waits in the spool"
-    );
+    // The spool also holds each cycle's meter_health point, and may hold a
+    // reading spooled just before the signal and never printed.
+    // Compared to the millisecond, the precision the sinks store.
+    let ms = |t: OffsetDateTime| t.unix_timestamp_nanos() / 1_000_000;
+    let spooled: Vec<i128> = kept
+        .iter()
+        .filter(|r| matches!(r.kind, RecordKind::Stored(_)))
+        .map(|r| ms(r.captured_at))
+        .collect();
+    for t in &stored {
+        assert!(
+            spooled.contains(&ms(OffsetDateTime::parse(t, &Rfc3339).unwrap())),
+            "the reading of {t} was reported stored and is not in the spool: {spooled:?}"
+        );
+    }
     drop(keep);
 }

@@ -118,7 +118,7 @@ pub struct Item {
 
 /// The session's settings.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct SessionOptions {
     /// Where label folders are.
     pub dataset_dir: PathBuf,
     /// The journal file (appended to).
@@ -173,7 +173,7 @@ struct Pending {
 /// A labelling session over `items`.
 pub struct Session {
     items: Vec<Item>,
-    opts: Options,
+    opts: SessionOptions,
     index: HashMap<u64, PathBuf>,
     journal: Journal,
     cur: usize,
@@ -188,7 +188,7 @@ pub struct Session {
 impl Session {
     /// Drops the items already answered (frames filed into the dataset,
     /// images skipped earlier, duplicates among `items`) and opens the journal.
-    pub fn new(items: Vec<Item>, opts: Options) -> anyhow::Result<Self> {
+    pub fn new(items: Vec<Item>, opts: SessionOptions) -> anyhow::Result<Self> {
         let index = dataset_index(&opts.dataset_dir)?;
         let skipped = if opts.revisit_skipped {
             HashSet::new()

@@ -37,8 +37,8 @@ fn frame_items(frame: &str) -> Vec<Item> {
         .collect()
 }
 
-fn opts(dir: &Path) -> Options {
-    Options {
+fn opts(dir: &Path) -> SessionOptions {
+    SessionOptions {
         dataset_dir: dir.join("dataset"),
         journal: dir.join("state/classify.journal"),
         revisit_skipped: false,

@@ -2,7 +2,7 @@
 //! filed is never filed again by the labeller.
 
 use meter_service::files::label_files;
-use meter_service::label::{items, Key, Options, Session};
+use meter_service::label::{items, Key, Session, SessionOptions};
 use meter_service::{RunOptions, Service};
 
 use crate::helpers::folder_meter;
@@ -36,7 +36,7 @@ fn a_digit_the_reader_filed_is_not_filed_again_by_the_labeller() {
     let total = unique.len();
     let session = Session::new(
         list,
-        Options {
+        SessionOptions {
             dataset_dir: cfg.dataset_dir.clone(),
             journal: cfg.state_dir.join("classify.journal"),
             revisit_skipped: false,

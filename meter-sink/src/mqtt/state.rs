@@ -174,13 +174,13 @@ pub(crate) fn message_time(payload: &[u8]) -> Option<OffsetDateTime> {
 mod tests {
     use super::*;
     use crate::record::tests_support::sample;
-    use crate::record::{Event, EventStatus};
+    use crate::record::{EventStatus, NotStored};
 
     fn event(at: OffsetDateTime) -> Record {
         Record::event(
             "house",
             at,
-            Event {
+            NotStored {
                 status: EventStatus::Rejected,
                 raw: Some(10.0),
                 reason: "value decreased by 12335.6".into(),

@@ -12,7 +12,7 @@ mod server;
 mod spool;
 mod throughput;
 
-use meter_sink::{DigitValue, Event, EventStatus, Record, StoredValue};
+use meter_sink::{DigitValue, EventStatus, NotStored, Record, StoredValue};
 use time::OffsetDateTime;
 
 /// A stored reading at Unix second `ts` whose value encodes `ts`, so a
@@ -42,7 +42,7 @@ pub fn rejected(meter: &str, ts: i64, raw: f64, reason: &str) -> Record {
     Record::event(
         meter,
         OffsetDateTime::from_unix_timestamp(ts).unwrap(),
-        Event {
+        NotStored {
             status: EventStatus::Rejected,
             raw: Some(raw),
             reason: reason.into(),

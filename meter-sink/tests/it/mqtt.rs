@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use meter_sink::mqtt::{self, DeviceClass, MeterInfo, MqttCommand, MqttSink, MqttSpec};
-use meter_sink::{Event, EventStatus, Record, Sink, SinkError, Spool, SpoolingSink};
+use meter_sink::{EventStatus, NotStored, Record, Sink, SinkError, Spool, SpoolingSink};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -562,7 +562,7 @@ fn state_value_is_always_the_last_stored_one() {
     let unsure = Record::event(
         "house",
         OffsetDateTime::from_unix_timestamp(WEEK_START + 3).unwrap(),
-        Event {
+        NotStored {
             status: EventStatus::Unsure,
             raw: None,
             reason: "digit 3 unsure".into(),

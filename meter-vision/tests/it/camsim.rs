@@ -12,7 +12,7 @@ use crate::helpers::synth_pipeline;
 
 fn sim(faults: Vec<FaultSpec>) -> Server {
     Server::start(SimConfig {
-        source: firmware::camsim::FrameSource::Synthetic(Box::new(SyntheticConfig {
+        source: firmware::camsim::Frames::Synthetic(Box::new(SyntheticConfig {
             advance: Advance::PerFrame(0.7),
             jitter_px: 12.0,
             max_rotation_deg: 3.0,
