@@ -85,7 +85,7 @@ pub enum SimError {
         reason: String,
     },
     /// A folder could not be read.
-    #[error("cannot read folder {path}: {source}")]
+    #[error("cannot read folder {}", path.display())]
     ReadDir {
         /// The folder.
         path: PathBuf,
@@ -121,7 +121,7 @@ pub enum SimError {
         reason: String,
     },
     /// A set-up file could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
@@ -129,7 +129,7 @@ pub enum SimError {
         source: std::io::Error,
     },
     /// JPEG encoding failed.
-    #[error("cannot encode frame: {0}")]
+    #[error("cannot encode frame")]
     Encode(#[from] image::ImageError),
 }
 

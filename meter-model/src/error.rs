@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum ModelError {
     /// A file or folder could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -16,7 +16,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     /// The bytes are not a valid (or are a truncated) safetensors file.
-    #[error("{origin}: not a valid safetensors model file: {source}")]
+    #[error("{origin}: not a valid safetensors model file")]
     Format {
         /// Where the bytes came from (a path or a name).
         origin: String,
@@ -33,7 +33,7 @@ pub enum ModelError {
         key: &'static str,
     },
     /// The metadata is not valid JSON of the expected shape.
-    #[error("{origin}: invalid model metadata: {source}")]
+    #[error("{origin}: invalid model metadata")]
     BadMetadata {
         /// Where the bytes came from.
         origin: String,
@@ -130,6 +130,6 @@ pub enum ModelError {
         message: String,
     },
     /// The candle tensor library failed (training or reference inference).
-    #[error("tensor computation failed: {0}")]
+    #[error("tensor computation failed")]
     Candle(#[from] candle_core::Error),
 }

@@ -67,6 +67,14 @@ impl CsvSink {
     }
 }
 
+/// Flushes a file sink's buffer and syncs the file: a reading the sink
+/// acknowledged survives a power cut.
+fn synced(flushed: std::io::Result<()>, file: &File, path: &Path) -> Result<(), SinkError> {
+    flushed.map_err(|e| SinkError::io("cannot write to", path, e))?;
+    file.sync_data()
+        .map_err(|e| SinkError::io("cannot sync", path, e))
+}
+
 fn time_text(r: &Record) -> String {
     use time::format_description::well_known::Rfc3339;
     let t = r.captured_at.to_offset(time::UtcOffset::UTC);
@@ -132,13 +140,7 @@ impl Sink for CsvSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.writer
-            .flush()
-            .map_err(|e| SinkError::io("cannot write to", &self.path, e))?;
-        self.writer
-            .get_ref()
-            .sync_data()
-            .map_err(|e| SinkError::io("cannot sync", &self.path, e))
+        synced(self.writer.flush(), self.writer.get_ref(), &self.path)
     }
 }
 
@@ -179,12 +181,6 @@ impl Sink for JsonLinesSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.writer
-            .flush()
-            .map_err(|e| SinkError::io("cannot write to", &self.path, e))?;
-        self.writer
-            .get_ref()
-            .sync_data()
-            .map_err(|e| SinkError::io("cannot sync", &self.path, e))
+        synced(self.writer.flush(), self.writer.get_ref(), &self.path)
     }
 }

@@ -34,21 +34,22 @@
 //! reader was down, not the camera).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::{AlertRule, AlertsConfig, RulesConfig, Timing};
 use crate::event::{Alert, AlertState, Observation, ObservedReading, ReadingStatus};
 use crate::AlertError;
 
+mod calendar;
+mod state;
 #[cfg(test)]
 mod tests;
+
+pub use calendar::consumption;
+use calendar::{day_bounds, floor, hm, human, night_window, num, secs, spread, ts};
+pub use state::{EngineState, MeterState, Period, RuleState, DOWNTIME};
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;
@@ -57,105 +58,6 @@ const DAY: i64 = 24 * HOUR;
 const MAX_SPREAD: i64 = 2 * HOUR;
 /// History kept: the confidence rule's day and week, plus a margin.
 const KEEP: i64 = 8 * DAY + 2 * HOUR;
-
-/// The engine's memory, saved in `state_dir` as [`EngineState::FILE`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct EngineState {
-    /// Per meter.
-    pub meters: BTreeMap<String, MeterState>,
-    /// The last observation's time (Unix seconds): a restart after a longer
-    /// gap than [`DOWNTIME`] restarts the silence clocks.
-    pub last_seen: Option<i64>,
-}
-
-/// A gap between observations longer than this means the reader was down
-/// (the service sends a tick every minute).
-pub const DOWNTIME: Duration = Duration::from_secs(5 * 60);
-
-/// What the engine remembers of one meter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct MeterState {
-    /// The meter's unit, from its readings.
-    pub unit: Option<String>,
-    /// When the engine first heard of the meter (Unix seconds).
-    pub first_seen: Option<i64>,
-    /// The last frame read, stored or not.
-    pub last_frame: Option<i64>,
-    /// The last capture failure's message.
-    pub last_error: Option<String>,
-    /// The last stored reading: (time, value).
-    pub last_stored: Option<(i64, f64)>,
-    /// Rate per hour between the last two stored readings.
-    pub last_rate: Option<f64>,
-    /// Unsure or rejected readings since the last stored one.
-    pub refused_in_a_row: u32,
-    /// The last refusal, `rejected: value decreased by 3`.
-    pub last_refusal: Option<String>,
-    /// Consumption per UTC hour (key: the hour's first second).
-    pub hourly: BTreeMap<i64, f64>,
-    /// Consumption of the local day of the last stored reading.
-    pub day: Option<Period>,
-    /// Consumption of the night window of the last stored reading.
-    pub night: Option<Period>,
-    /// Readings per UTC hour: (all, unsure).
-    pub counts: BTreeMap<i64, (u32, u32)>,
-    /// Rules pending or firing (absent: inactive).
-    pub rules: BTreeMap<AlertRule, RuleState>,
-}
-
-/// Consumption within `start..end` (Unix seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Period {
-    /// First second.
-    pub start: i64,
-    /// First second after.
-    pub end: i64,
-    /// Consumption inside.
-    pub used: f64,
-}
-
-/// A rule that is not inactive.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum RuleState {
-    /// The condition holds since `since`, not yet for the pending time.
-    Pending {
-        /// When the condition began to hold.
-        since: i64,
-    },
-    /// Fired.
-    Firing {
-        /// When it fired.
-        since: i64,
-        /// When it was last sent.
-        last_sent: i64,
-        /// Repeats sent.
-        repeats: u32,
-    },
-}
-
-impl EngineState {
-    /// The file in `state_dir`.
-    pub const FILE: &'static str = "alerts.json";
-
-    /// The state file of `state_dir`.
-    pub fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join(Self::FILE)
-    }
-
-    /// Loads the state; empty when there is none yet. A corrupt file is an
-    /// error naming it (the caller decides whether to start afresh).
-    pub fn load(state_dir: &Path) -> Result<Self, AlertError> {
-        Ok(crate::store::load_json(&Self::path(state_dir), "alert state")?.unwrap_or_default())
-    }
-
-    /// Saves the state atomically.
-    pub fn save(&self, state_dir: &Path) -> Result<(), AlertError> {
-        crate::store::save_json(&Self::path(state_dir), self)
-    }
-}
 
 /// The rule engine.
 #[derive(Debug)]
@@ -651,133 +553,5 @@ fn step(
             rules.remove(&rule);
             Some((AlertState::Resolved, 0))
         }
-    }
-}
-
-/// The increase from `old` to `new`: across a wrap when `old` was within 1%
-/// below a power of ten and `new` within 1% above zero; else a decrease
-/// counts as nothing (a hand correction).
-pub fn consumption(old: f64, new: f64) -> f64 {
-    if new >= old {
-        return new - old;
-    }
-    if old > 0.0 {
-        let modulus = 10f64.powf(old.log10().floor() + 1.0);
-        let across = modulus - old + new;
-        if new >= 0.0 && across <= modulus * 0.01 {
-            return across;
-        }
-    }
-    0.0
-}
-
-/// Spreads `used` (between `t0` and `t1`) over the day, night window and
-/// hours.
-fn spread(
-    ms: &mut MeterState,
-    tz: &TimeZone,
-    night: Option<(Time, Time)>,
-    t0: i64,
-    t1: i64,
-    used: f64,
-) {
-    let part = |a: i64, b: i64| {
-        let overlap = (t1.min(b) - t0.max(a)).max(0);
-        used * overlap as f64 / (t1 - t0) as f64
-    };
-    let (start, end) = day_bounds(tz, t1);
-    let day = ms.day.filter(|p| p.start == start).unwrap_or(Period {
-        start,
-        end,
-        used: 0.0,
-    });
-    ms.day = Some(Period {
-        used: day.used + part(start, end),
-        ..day
-    });
-    if let Some((from, to)) = night {
-        let (start, end) = night_window(tz, t1, from, to);
-        let w = ms.night.filter(|p| p.start == start).unwrap_or(Period {
-            start,
-            end,
-            used: 0.0,
-        });
-        ms.night = Some(Period {
-            used: w.used + part(start, end),
-            ..w
-        });
-    }
-    if t1 - t0 <= MAX_SPREAD {
-        let mut h = floor(t0, HOUR);
-        while h < t1 {
-            *ms.hourly.entry(h).or_default() += part(h, h + HOUR);
-            h += HOUR;
-        }
-    }
-}
-
-fn ts(t: i64) -> Timestamp {
-    Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-fn floor(t: i64, step: i64) -> i64 {
-    t.div_euclid(step) * step
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-fn to_second(d: Date, t: Time, tz: &TimeZone) -> i64 {
-    tz.to_timestamp(d.to_datetime(t))
-        .map_or(0, |z| z.as_second())
-}
-
-/// The local day around `t`: (midnight, next midnight).
-fn day_bounds(tz: &TimeZone, t: i64) -> (i64, i64) {
-    let date = tz.to_datetime(ts(t)).date();
-    let next = date.tomorrow().unwrap_or(date);
-    (
-        to_second(date, Time::midnight(), tz),
-        to_second(next, Time::midnight(), tz),
-    )
-}
-
-/// The latest night window starting at or before `t`: (start, end).
-fn night_window(tz: &TimeZone, t: i64, from: Time, to: Time) -> (i64, i64) {
-    let mut date = tz.to_datetime(ts(t)).date();
-    if to_second(date, from, tz) > t {
-        date = date.yesterday().unwrap_or(date);
-    }
-    let end_date = if to > from {
-        date
-    } else {
-        date.tomorrow().unwrap_or(date)
-    };
-    (to_second(date, from, tz), to_second(end_date, to, tz))
-}
-
-/// A number for people: at most three decimals, no trailing zeros.
-fn num(x: f64) -> String {
-    let s = format!("{x:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".to_owned()
-    } else {
-        s.to_owned()
-    }
-}
-
-fn hm(t: Time) -> String {
-    format!("{:02}:{:02}", t.hour(), t.minute())
-}
-
-/// `42 min`, `3 h 5 min`, `2 d 4 h`.
-fn human(secs: i64) -> String {
-    let m = secs.max(0) / 60;
-    match m {
-        0..=59 => format!("{m} min"),
-        60..=1439 => format!("{} h {} min", m / 60, m % 60),
-        _ => format!("{} d {} h", m / 1440, m % 1440 / 60),
     }
 }
