@@ -1,7 +1,9 @@
 //! Integration tests of the service library: the read-and-store path, the
 //! run loop, the event stream and the dataset-file conventions, on meters
-//! rendered by meter-synth into folders of frames.
+//! rendered by meter-synth into folders of frames; the configuration
+//! reproductions of issue 17.
 
+mod config;
 mod files;
 mod helpers;
 mod run;
