@@ -2,6 +2,7 @@
 //! the camera simulator end to end over real HTTP.
 
 mod bad_input;
+mod battery;
 mod classify;
 mod commands;
 mod e2e;
