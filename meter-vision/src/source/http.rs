@@ -483,7 +483,10 @@ mod tests {
             "http://***@10.0.0.5:81/capture?x=a@b"
         );
         assert_eq!(shown("http://pw@cam/capture"), "http://***@cam/capture");
-        assert_eq!(shown("http://cam/capture?u=a@b"), "http://cam/capture?u=a@b");
+        assert_eq!(
+            shown("http://cam/capture?u=a@b"),
+            "http://cam/capture?u=a@b"
+        );
         assert_eq!(shown("/frames/a@b.jpg"), "/frames/a@b.jpg");
     }
 }
