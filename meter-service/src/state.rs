@@ -14,8 +14,26 @@ pub fn path(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join(format!("{name}.json"))
 }
 
+/// Refuses a `state_dir` that is (or lies under) a file, in those words
+/// rather than the OS's "File exists" or "Not a directory".
+fn check_dir(state_dir: &Path) -> anyhow::Result<()> {
+    if let Some(file) = state_dir
+        .ancestors()
+        .find(|a| a.exists())
+        .filter(|a| !a.is_dir())
+    {
+        bail!(
+            "state_dir {}: {} is a file, not a folder",
+            state_dir.display(),
+            file.display()
+        );
+    }
+    Ok(())
+}
+
 /// Loads meter `name`'s state; a fresh state when there is none yet.
 pub fn load(state_dir: &Path, name: &str, counter: Counter) -> anyhow::Result<State> {
+    check_dir(state_dir)?;
     let p = path(state_dir, name);
     let text = match std::fs::read_to_string(&p) {
         Ok(t) => t,
@@ -41,6 +59,7 @@ pub fn load(state_dir: &Path, name: &str, counter: Counter) -> anyhow::Result<St
 
 /// Saves meter `name`'s state atomically.
 pub fn save(state_dir: &Path, name: &str, state: &State) -> anyhow::Result<()> {
+    check_dir(state_dir)?;
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("state dir {}", state_dir.display()))?;
     let p = path(state_dir, name);
@@ -68,6 +87,8 @@ pub fn set_value(state_dir: &Path, meter: &MeterConfig, text: &str) -> anyhow::R
     let ticks = counter
         .parse(text)
         .with_context(|| format!("meter {}", meter.name))?;
+    // Before the old state is read: its failure would only be a warning.
+    check_dir(state_dir)?;
     let previous = match load(state_dir, &meter.name, counter) {
         Ok(s) => s.stored.map(|t| counter.format_units(t.ticks)),
         Err(e) => {

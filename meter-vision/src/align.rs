@@ -569,7 +569,9 @@ impl Aligner {
     }
 
     /// Searches mark `m` within `radius` of where `map` puts it; returns the
-    /// offset in aligned-frame pixels and the score.
+    /// offset in aligned-frame pixels and the score. The window is clipped
+    /// to the frame (the template may stick out by half its size), so a
+    /// radius larger than the frame costs no more than the frame.
     pub(crate) fn search(
         &self,
         image: &RgbImage,
@@ -579,17 +581,18 @@ impl Aligner {
     ) -> Result<((f64, f64), f32), VisionError> {
         let (tw, th) = (m.full.width, m.full.height);
         let r = radius as f64;
+        let ((left, right), (top, bottom)) = window_cuts(image.dimensions(), map, m, radius);
         let patch = gray_patch(
             image,
             map,
-            (m.x - r, m.y - r),
-            tw + 2 * radius,
-            th + 2 * radius,
+            (m.x - r + left as f64, m.y - r + top as f64),
+            tw + 2 * radius - left - right,
+            th + 2 * radius - top - bottom,
         );
         let coarse = match &m.half {
             Some(half) if radius > 6 => {
                 let hp = patch.half();
-                best_match(&hp, half, (0, radius), (0, radius))
+                best_match(&hp, half, (0, usize::MAX), (0, usize::MAX))
             }
             _ => None,
         };
@@ -598,13 +601,13 @@ impl Aligner {
                 let (u, v) = ((2.0 * u).round() as usize, (2.0 * v).round() as usize);
                 ((u.saturating_sub(2), u + 2), (v.saturating_sub(2), v + 2))
             }
-            None => ((0, 2 * radius), (0, 2 * radius)),
+            None => ((0, usize::MAX), (0, usize::MAX)),
         };
         let (u, v, score) =
             best_match(&patch, &m.full, us, vs).ok_or_else(|| VisionError::InvalidGeometry {
                 reason: "search window smaller than the template".into(),
             })?;
-        Ok(((u - r, v - r), score))
+        Ok(((u + left as f64 - r, v + top as f64 - r), score))
     }
 
     /// Fits the aligned -> camera transform to mark centres found in the
@@ -628,4 +631,40 @@ impl Aligner {
             })?;
         Ok(correction.then(base))
     }
+}
+
+/// How many pixels to cut off each side of mark `m`'s search window of
+/// `radius` (through `map`, aligned -> camera) so that it stays within the
+/// frame of `size`, give or take half the template: `((left, right), (top,
+/// bottom))`. Never beyond the mark's expected place, so the window always
+/// holds it. (Issue 17: a radius of 100,000 px searched 200,000 px squared
+/// of clamped edge pixels for hours.)
+fn window_cuts(
+    size: (u32, u32),
+    map: &Affine,
+    m: &PreparedMark,
+    radius: usize,
+) -> ((usize, usize), (usize, usize)) {
+    let Some(back) = map.inverse() else {
+        return ((0, 0), (0, 0));
+    };
+    let (w, h) = (f64::from(size.0), f64::from(size.1));
+    let corners = [(0.0, 0.0), (w, 0.0), (0.0, h), (w, h)].map(|c| back.apply(c));
+    let lo = |f: fn(&(f64, f64)) -> f64| corners.iter().map(f).fold(f64::INFINITY, f64::min);
+    let hi = |f: fn(&(f64, f64)) -> f64| corners.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+    let r = radius as f64;
+    // One axis: the window [start - r, start + len + r] against the frame's
+    // [from, to] widened by half the template.
+    let cut = |start: f64, len: usize, from: f64, to: f64| -> (usize, usize) {
+        let half = len as f64 / 2.0;
+        let left = (from - half - (start - r)).clamp(0.0, r).floor();
+        let right = ((start + len as f64 + r) - (to + half))
+            .clamp(0.0, r)
+            .floor();
+        (left as usize, right as usize)
+    };
+    (
+        cut(m.x, m.full.width, lo(|c| c.0), hi(|c| c.0)),
+        cut(m.y, m.full.height, lo(|c| c.1), hi(|c| c.1)),
+    )
 }

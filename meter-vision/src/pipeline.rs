@@ -75,6 +75,10 @@ fn default_min_score() -> f32 {
 impl MeterGeometry {
     /// `search_radius` when not given, pixels.
     pub const DEFAULT_SEARCH_RADIUS: u32 = 20;
+    /// The largest `search_radius`, pixels. The search's time grows with the
+    /// square of the radius, and a camera that moved further is found by
+    /// the wide search ([`crate::Tracker`]) anyway.
+    pub const MAX_SEARCH_RADIUS: u32 = 1000;
     /// `max_rotation` when not given, degrees.
     pub const DEFAULT_MAX_ROTATION: f64 = 5.0;
     /// `min_mark_score` when not given.

@@ -476,20 +476,13 @@ fn keep_alive_connection_serves_many_requests() {
     decode(&after.body);
 }
 
-/// With the real digit photos (`METER_DIGITS_DIR`, default
-/// `../shared/data/meter-digits` from the repository root), digits are
-/// drawn from them. Skipped (with a note) where the data is absent.
+/// With the real digit photos ([`testkit::data::digits_dir`]), digits are
+/// drawn from them. Skipped (loudly) where the data is absent.
 #[test]
 fn real_digit_crops_when_the_data_is_present() {
-    let dir = std::env::var_os("METER_DIGITS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/meter-digits")
-        });
-    if !dir.is_dir() {
-        eprintln!("skipped: no digit data at {}", dir.display());
+    let Some(dir) = testkit::data::digits_dir() else {
         return;
-    }
+    };
     let cfg = SyntheticConfig {
         digit_crops: Some(dir),
         ..still_meter(0.37)

@@ -11,7 +11,7 @@ use meter_sink::{DigitValue, Health, InfluxSink, Record, Sink, StoredValue};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::server::Influxd;
+use testkit::servers::Influxd;
 
 fn repo_file(path: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);

@@ -6,9 +6,6 @@ mod fake_telegram;
 mod grafana;
 mod outbox;
 mod recorder;
-#[path = "../../../meter-sink/tests/it/server.rs"]
-#[allow(dead_code)]
-mod server;
 mod telegram;
 mod webhook;
 

@@ -77,16 +77,7 @@ impl Recorder {
                         received.lock().unwrap().push(Received {
                             method: req.method().to_string(),
                             url: req.url().to_owned(),
-                            headers: req
-                                .headers()
-                                .iter()
-                                .map(|h| {
-                                    (
-                                        h.field.as_str().as_str().to_ascii_lowercase(),
-                                        h.value.as_str().to_owned(),
-                                    )
-                                })
-                                .collect(),
+                            headers: testkit::http::request_headers(&req),
                             body,
                             status: code,
                         });

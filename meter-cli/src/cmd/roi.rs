@@ -514,11 +514,9 @@ mod tests {
     /// the rotation is estimated as the way the pictures were taken.
     #[test]
     fn auto_finds_real_upside_down_frames() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/meter-frames/wmsc");
-        if !dir.is_dir() {
-            eprintln!("skipped: ../shared/data/meter-frames not present");
+        let Some(dir) = testkit::data::frames_dir().map(|d| d.join("wmsc")) else {
             return;
-        }
+        };
         let mut right = 0;
         // Version-1.1.0's file says (EXIF orientation 3) that it is upside
         // down; the decoder turns it upright, so its rotation is 0.

@@ -21,8 +21,8 @@ pub struct Args {
     /// Print each reading as a JSON object instead of a log line.
     #[arg(long)]
     pub json: bool,
-    /// Stop after this many readings of each meter.
-    #[arg(long)]
+    /// Stop after this many readings of each meter (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Stop after this long (`90s`, `5m`).
     #[arg(long, value_name = "DURATION")]

@@ -3,7 +3,7 @@
 //! it is back.
 
 use crate::helpers::{rolling, run, s, sim_meter, stderr, stdout};
-use crate::influx_server::Influxd;
+use testkit::servers::Influxd;
 
 #[test]
 fn readings_reach_influxdb_and_survive_an_outage() {

@@ -2,15 +2,12 @@
 //! the camera simulator end to end over real HTTP.
 
 mod bad_input;
+mod battery;
 mod classify;
 mod commands;
 mod e2e;
 mod helpers;
 mod influx;
 mod real_frames;
-// meter-sink's private influxd per test (free port, temp dir), reused as is.
-#[allow(dead_code)]
-#[path = "../../../meter-sink/tests/it/server.rs"]
-mod influx_server;
 mod retrain;
 mod stop;

@@ -91,11 +91,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn frames_dir() -> Option<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/meter-frames");
-    dir.is_dir().then_some(dir)
-}
-
 fn config(root: &Path, case: &Case, frame: &str, state: &Path) -> String {
     let dir = root.join(case.dir);
     let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
@@ -118,8 +113,7 @@ fn config(root: &Path, case: &Case, frame: &str, state: &Path) -> String {
 
 #[test]
 fn real_frames_read_what_the_rollers_show() {
-    let Some(root) = frames_dir() else {
-        eprintln!("skipped: ../shared/data/meter-frames not present");
+    let Some(root) = testkit::data::frames_dir() else {
         return;
     };
     let mut wrong = Vec::new();

@@ -3,12 +3,12 @@
 //! reading it reported stored is in the spool afterwards.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use firmware::camsim::{FaultKind, Frames, Server, SimConfig};
 use meter_sink::{RecordKind, Spool};
+use testkit::http::Hung;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -24,14 +24,8 @@ fn sigterm_stops_run_at_once_with_a_hung_camera_and_a_hung_database() {
     })
     .unwrap();
     // A database that takes connections and never says a word.
-    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
-    let db_url = format!("http://{}", hung.local_addr().unwrap());
-    let keep = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in hung.incoming().take(64) {
-            held.push(c);
-        }
-    });
+    let hung = Hung::start();
+    let db_url = hung.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let setup = server.write_setup(&dir.path().join("sim")).unwrap();
     let table = std::fs::read_to_string(&setup.config)
@@ -109,5 +103,5 @@ fn sigterm_stops_run_at_once_with_a_hung_camera_and_a_hung_database() {
             "the reading of {t} was reported stored and is not in the spool: {spooled:?}"
         );
     }
-    drop(keep);
+    drop(hung);
 }

@@ -365,7 +365,18 @@ fn resolve_meter(
         }
     }
     let decimals = m.decimals.unwrap_or(0);
-    let counter = Counter::new(regions_len, decimals).with_context(|| key("decimals"))?;
+    // Too many boxes is the boxes' fault, not the decimals'.
+    let count_key = match counter_window {
+        Some(_) => "counter.count",
+        None => "digits",
+    };
+    let counter = Counter::new(regions_len, decimals).with_context(|| {
+        key(if regions_len > Counter::MAX_DIGITS {
+            count_key
+        } else {
+            "decimals"
+        })
+    })?;
     if m.marks.len() > 3 {
         bail!("{}: at most 3 marks, got {}", key("marks"), m.marks.len());
     }
@@ -389,6 +400,17 @@ fn resolve_meter(
             bail!("{}: not a number", key("rotate"));
         }
     }
+    let search_radius = m
+        .search_radius
+        .unwrap_or(MeterGeometry::DEFAULT_SEARCH_RADIUS);
+    if search_radius > MeterGeometry::MAX_SEARCH_RADIUS {
+        bail!(
+            "{}: {search_radius} px is more than the {} px allowed (each reading pays for the \
+             search; a camera that moved further is found by the wide search)",
+            key("search_radius"),
+            MeterGeometry::MAX_SEARCH_RADIUS
+        );
+    }
     let marks = m
         .marks
         .iter()
@@ -403,9 +425,7 @@ fn resolve_meter(
         marks,
         digits: m.digits,
         counter: counter_window,
-        search_radius: m
-            .search_radius
-            .unwrap_or(MeterGeometry::DEFAULT_SEARCH_RADIUS),
+        search_radius,
         max_rotation: m
             .max_rotation
             .unwrap_or(MeterGeometry::DEFAULT_MAX_ROTATION),

@@ -199,10 +199,11 @@ pub fn parse_interval(i: &RawInterval) -> anyhow::Result<Duration> {
     };
     let (lo, hi) = (MIN_INTERVAL.as_secs_f64(), MAX_INTERVAL.as_secs_f64());
     if !(secs.is_finite() && (lo..=hi).contains(&secs)) {
+        // In days: humantime's years are 365.25 days ("1year 18h").
         bail!(
-            "{secs} s is outside {} ..= {}",
+            "{secs} s is outside {} ..= {} days",
             humantime::format_duration(MIN_INTERVAL),
-            humantime::format_duration(MAX_INTERVAL)
+            MAX_INTERVAL.as_secs() / 86_400
         );
     }
     Ok(Duration::from_secs_f64(secs))

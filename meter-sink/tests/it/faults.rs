@@ -13,8 +13,8 @@ use meter_sink::{InfluxSink, Sink, SpoolingSink};
 use rand::{Rng, SeedableRng};
 
 use crate::reading;
-use crate::server::Influxd;
 use crate::WEEK_START;
+use testkit::servers::Influxd;
 
 fn spooling_sink(url: &str, spool: &std::path::Path) -> SpoolingSink {
     let influx = InfluxSink::v1(url, "meters")

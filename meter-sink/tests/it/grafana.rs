@@ -8,8 +8,8 @@ use std::path::Path;
 use meter_sink::{InfluxSink, Record, Sink};
 use serde_json::Value;
 
-use crate::server::Influxd;
 use crate::{reading, rejected, WEEK_START};
+use testkit::servers::Influxd;
 
 const STEP: i64 = 600;
 const DAY: i64 = 86_400;

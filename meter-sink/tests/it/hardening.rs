@@ -9,9 +9,9 @@ use meter_sink::{InfluxSink, Record, Sink, SinkError, SpoolingSink};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::fake::{FakeHttp, Hung};
-use crate::server::{Influxd, VictoriaMetrics};
 use crate::{reading, WEEK_START};
+use testkit::http::{FakeHttp, Hung};
+use testkit::servers::{Influxd, VictoriaMetrics};
 
 fn readings(n: i64) -> Vec<Record> {
     (0..n)

@@ -6,8 +6,8 @@ use std::time::Duration;
 use meter_sink::{InfluxSink, Sink, SinkError, SpoolingSink};
 use serde_json::json;
 
-use crate::server::{Influxd, VictoriaMetrics};
 use crate::{reading, rejected, WEEK_START};
+use testkit::servers::{Influxd, VictoriaMetrics};
 
 #[test]
 fn v1_schema_round_trip_and_replay_is_idempotent() {

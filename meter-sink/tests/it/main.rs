@@ -1,14 +1,12 @@
-//! meter-sink integration tests, against real servers (see [`server`]).
+//! meter-sink integration tests, against real servers (see
+//! [`testkit::servers`] and [`testkit::mosquitto`]).
 
-mod fake;
 mod faults;
 mod files;
 mod grafana;
 mod hardening;
 mod influx;
-mod mosquitto;
 mod mqtt;
-mod server;
 mod spool;
 mod throughput;
 

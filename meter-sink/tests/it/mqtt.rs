@@ -1,4 +1,4 @@
-//! The MQTT sink against a real Mosquitto (see [`crate::mosquitto`]): Home
+//! The MQTT sink against a real Mosquitto (see [`testkit::mosquitto`]): Home
 //! Assistant's discovery schema, the state message, commands, the last
 //! will, broker restarts, a wrong password and replays after a crash.
 
@@ -17,8 +17,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::mosquitto::{Mosquitto, Observer, Received, Setup};
 use crate::{reading, rejected, WEEK_START};
+use testkit::mosquitto::{Mosquitto, Observer, Received, Setup};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -1055,7 +1055,7 @@ fn config_check_rejects_units_home_assistant_does_not_take() {
 
 /// A private CA and a certificate for 127.0.0.1, by the `openssl` tool.
 fn test_certificates(dir: &Path) -> Option<()> {
-    let openssl = crate::server::binary_from(&["openssl"], "mosquitto.sh")?;
+    let openssl = testkit::servers::binary_from(&["openssl"], "mosquitto.sh")?;
     let run = |args: &[&str]| {
         let ok = Command::new(&openssl)
             .args(args)

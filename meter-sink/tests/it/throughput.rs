@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use meter_sink::{InfluxSink, Sink, Spool, SpoolingSink};
 
-use crate::server::Influxd;
 use crate::{reading, WEEK_START};
+use testkit::servers::Influxd;
 
 #[test]
 #[ignore = "throughput measurement, run by hand"]

@@ -192,12 +192,16 @@ impl HttpCamera {
         let url = format!("{}/capture", self.base);
         let result = self.with_retries(&url, |client, url| {
             let bytes = get(client, url, Some("image/jpeg"))?;
-            check_frame(bytes, url, SystemTime::now(), client.rejected.as_deref()).map_err(
-                |error| Failure {
-                    error,
-                    retry: true, // a cut transfer is the camera's usual fault
-                },
+            check_frame(
+                bytes,
+                &shown(url),
+                SystemTime::now(),
+                client.rejected.as_deref(),
             )
+            .map_err(|error| Failure {
+                error,
+                retry: true, // a cut transfer is the camera's usual fault
+            })
         });
         if result.is_err() {
             self.flash_set = false;
@@ -212,7 +216,7 @@ impl HttpCamera {
             let bytes = get(client, url, None)?;
             serde_json::from_slice(&bytes).map_err(|e| Failure {
                 error: VisionError::Json {
-                    url: url.to_string(),
+                    url: shown(url),
                     message: e.to_string(),
                 },
                 retry: false,
@@ -249,9 +253,7 @@ impl HttpCamera {
                         f.error
                     );
                     if self.stop.sleep(wait) {
-                        return Err(VisionError::Stopped {
-                            url: url.to_owned(),
-                        });
+                        return Err(VisionError::Stopped { url: shown(url) });
                     }
                     wait = wait.saturating_mul(2);
                     attempt += 1;
@@ -270,9 +272,7 @@ impl HttpCamera {
         call: fn(&Client, &str) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         let stopped = || Failure {
-            error: VisionError::Stopped {
-                url: url.to_owned(),
-            },
+            error: VisionError::Stopped { url: shown(url) },
             retry: false,
         };
         if self.stop.is_stopped() {
@@ -304,10 +304,24 @@ impl HttpCamera {
     }
 }
 
+/// `url` as errors and logs show it: a password in it (`http://user:pw@`)
+/// replaced by `***`, since errors reach logs and chats.
+pub(crate) fn shown(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 fn transport_failure(url: &str, message: String, retry: bool) -> Failure {
     Failure {
         error: VisionError::Http {
-            url: url.to_string(),
+            url: shown(url),
             message,
             attempts: 1,
         },
@@ -343,7 +357,7 @@ fn get(client: &Client, url: &str, expect: Option<&str>) -> Result<Vec<u8>, Fail
     if status >= 400 {
         return Err(Failure {
             error: VisionError::HttpStatus {
-                url: url.to_string(),
+                url: shown(url),
                 status,
                 attempts: 1,
             },
@@ -361,7 +375,7 @@ fn get(client: &Client, url: &str, expect: Option<&str>) -> Result<Vec<u8>, Fail
         if !base.eq_ignore_ascii_case(want) {
             return Err(Failure {
                 error: VisionError::ContentType {
-                    url: url.to_string(),
+                    url: shown(url),
                     got,
                 },
                 retry: false,
@@ -370,7 +384,7 @@ fn get(client: &Client, url: &str, expect: Option<&str>) -> Result<Vec<u8>, Fail
     }
     let too_large = || Failure {
         error: VisionError::BodyTooLarge {
-            url: url.to_string(),
+            url: shown(url),
             limit: client.max_body,
         },
         retry: false,
@@ -454,4 +468,25 @@ fn encode(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    /// Found by the battery: a camera URL's password reached every retry
+    /// warning and error.
+    #[test]
+    fn a_password_in_a_url_is_never_shown() {
+        assert_eq!(
+            shown("http://admin:pw@10.0.0.5:81/capture?x=a@b"),
+            "http://***@10.0.0.5:81/capture?x=a@b"
+        );
+        assert_eq!(shown("http://pw@cam/capture"), "http://***@cam/capture");
+        assert_eq!(
+            shown("http://cam/capture?u=a@b"),
+            "http://cam/capture?u=a@b"
+        );
+        assert_eq!(shown("/frames/a@b.jpg"), "/frames/a@b.jpg");
+    }
 }

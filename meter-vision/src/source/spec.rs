@@ -105,7 +105,7 @@ fn camera(url: &str, options: &SourceOptions) -> Result<HttpCamera, VisionError>
 impl fmt::Display for SourceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Http(url) => f.write_str(url),
+            Self::Http(url) => f.write_str(&super::http::shown(url)),
             Self::File(p) | Self::Folder(p) => write!(f, "{}", p.display()),
         }
     }

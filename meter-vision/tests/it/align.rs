@@ -101,6 +101,29 @@ fn sweep_up_to_the_window_edge_and_max_rotation() {
     );
 }
 
+/// Issue 17, item 4: the mark search was not clipped to the frame, so a
+/// `search_radius` of 100,000 px sampled 200,000 px squared of clamped edge
+/// pixels (hours per reading, and SIGTERM waited for it). Clipped to the
+/// frame, it costs at most a search of the whole frame and finds what the
+/// default radius finds; a shift beyond the default radius is found too.
+#[test]
+fn a_huge_search_radius_is_clipped_to_the_frame() {
+    let layout = MeterLayout::default();
+    for (shift, seed) in [((6.0f32, -4.0f32), 3), ((-45.0, 38.0), 4)] {
+        let img = shot(&layout, 1.0, shift, seed);
+        let t = truth(1.0, (f64::from(shift.0), f64::from(shift.1)));
+        let a = synth_aligner(&layout, 100_000).align(&img).unwrap();
+        for b in &layout.digits {
+            let p = (f64::from(b[0]), f64::from(b[1]));
+            let (e, f) = (a.transform.apply(p), t.apply(p));
+            assert!(
+                (e.0 - f.0).hypot(e.1 - f.1) < 1.0,
+                "shift {shift:?}: {e:?} vs {f:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn upside_down_camera_with_initial_rotation() {
     let layout = MeterLayout::default();

@@ -50,10 +50,3 @@ pub fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
         .unwrap();
     out
 }
-
-/// Where the real frames are, when present.
-pub fn frames_dir() -> Option<std::path::PathBuf> {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/meter-frames");
-    dir.is_dir().then_some(dir)
-}

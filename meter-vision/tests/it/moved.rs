@@ -200,8 +200,7 @@ fn pipeline_for(g: &MeterGeometry, dir: &Path, model: &DigitModel) -> Pipeline {
 
 #[test]
 fn real_frames_of_a_bumped_camera_read_right() {
-    let Some(root) = crate::helpers::frames_dir() else {
-        eprintln!("skipped: ../shared/data/meter-frames not present");
+    let Some(root) = testkit::data::frames_dir() else {
         return;
     };
     let model = DigitModel::shipped();
@@ -223,8 +222,7 @@ fn real_frames_of_a_bumped_camera_read_right() {
 
 #[test]
 fn real_frames_of_another_meter_are_never_confirmed() {
-    let Some(root) = crate::helpers::frames_dir() else {
-        eprintln!("skipped: ../shared/data/meter-frames not present");
+    let Some(root) = testkit::data::frames_dir() else {
         return;
     };
     let model = DigitModel::shipped();

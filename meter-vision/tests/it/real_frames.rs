@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use image::{GrayImage, RgbImage};
 use meter_vision::{aligned_frame, decode_jpeg, locate, MarkSpec, MeterGeometry, VisionError};
 
-use crate::helpers::frames_dir;
-
 /// The bar: our crops lie within this many pixels of the origin's.
 const MAX_OFFSET_PX: f64 = 3.0;
 
@@ -216,8 +214,7 @@ fn show(name: &str, r: &Measured) {
 
 #[test]
 fn origin_configs_crop_where_the_origins_did() {
-    let Some(root) = frames_dir() else {
-        eprintln!("skipped: ../shared/data/meter-frames not present");
+    let Some(root) = testkit::data::frames_dir() else {
         return;
     };
     // wmsc: upside-down camera, three marks; org.jpg was aligned into alg.jpg.
@@ -282,8 +279,7 @@ fn origin_configs_crop_where_the_origins_did() {
 
 #[test]
 fn other_wmsc_frames_align_to_the_same_place_or_fail_explicitly() {
-    let Some(root) = frames_dir() else {
-        eprintln!("skipped: ../shared/data/meter-frames not present");
+    let Some(root) = testkit::data::frames_dir() else {
         return;
     };
     let wmsc = root.join("wmsc");
@@ -317,8 +313,7 @@ fn other_wmsc_frames_align_to_the_same_place_or_fail_explicitly() {
 
 #[test]
 fn every_truncated_wmsc_jpeg_is_detected() {
-    let Some(root) = frames_dir() else {
-        eprintln!("skipped: ../shared/data/meter-frames not present");
+    let Some(root) = testkit::data::frames_dir() else {
         return;
     };
     // Named as truncated by the data's README, or lacking the end marker.
@@ -399,8 +394,7 @@ pub fn auto_is_right(
 
 #[test]
 fn auto_roi_hit_rate_on_real_frames() {
-    let Some(root) = frames_dir() else {
-        eprintln!("skipped: ../shared/data/meter-frames not present");
+    let Some(root) = testkit::data::frames_dir() else {
         return;
     };
     let mut cases: Vec<(String, RgbImage, Vec<[u32; 4]>, usize)> = Vec::new();

@@ -94,8 +94,7 @@ fn word(ok: bool) -> &'static str {
 
 #[test]
 fn the_counter_is_found_at_any_turn_on_real_frames() {
-    let Some(root) = crate::helpers::frames_dir() else {
-        eprintln!("skipped: ../shared/data/meter-frames not present");
+    let Some(root) = testkit::data::frames_dir() else {
         return;
     };
     // Upright (aligned) frames of the three meters, with their boxes.

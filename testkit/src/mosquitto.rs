@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Event, Incoming, MqttOptions, Outgoing, QoS};
 
-use crate::server::{binary_from, free_port};
+use crate::ports::free_port;
+use crate::servers::binary_from;
 
 /// How the broker is set up.
 #[derive(Default)]

@@ -5,32 +5,13 @@
 //! When a binary is missing, `scripts/setup/influxdb.sh` is run once to
 //! install it; only if that fails too does the test skip, loudly.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// A free loopback port (bound and released; fine for tests).
-pub fn free_port() -> u16 {
-    // Never the same port twice in this process: a server that is down for
-    // a restart test must get its port back, not find it handed to another
-    // test's server (whose answers would then look like its own).
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+use crate::ports::free_port;
 
 fn find_binary(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -58,13 +39,10 @@ fn install(script: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scripts/setup")
         .join(script);
-    eprintln!(
-        "meter-sink tests: server binaries missing, running {}",
-        path.display()
-    );
+    eprintln!("tests: server binaries missing, running {}", path.display());
     match Command::new("bash").arg(&path).status() {
         Ok(s) if s.success() => {}
-        other => eprintln!("meter-sink tests: {} failed: {other:?}", path.display()),
+        other => eprintln!("tests: {} failed: {other:?}", path.display()),
     }
 }
 

@@ -13,6 +13,19 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
 }
 
+/// A request's headers: names in lower case, and values.
+pub fn request_headers(req: &tiny_http::Request) -> Vec<(String, String)> {
+    req.headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase(),
+                h.value.as_str().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// A server answering every request with one fixed answer.
 pub struct FakeHttp {
     /// Base URL.
@@ -45,16 +58,7 @@ impl FakeHttp {
                     let _ = std::io::Read::read_to_end(req.as_reader(), &mut ignored);
                     seen.lock().unwrap().push(Seen {
                         url: req.url().to_owned(),
-                        headers: req
-                            .headers()
-                            .iter()
-                            .map(|h| {
-                                (
-                                    h.field.as_str().as_str().to_ascii_lowercase(),
-                                    h.value.as_str().to_owned(),
-                                )
-                            })
-                            .collect(),
+                        headers: request_headers(&req),
                     });
                     let mut response =
                         tiny_http::Response::from_string(body.clone()).with_status_code(status);
