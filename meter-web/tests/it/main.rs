@@ -1,0 +1,6 @@
+//! meter-web's tests: a real server on a free loopback port over a
+//! simulated camera (`meter-camsim`) read by the real service.
+
+mod helpers;
+mod routes;
+mod security;
