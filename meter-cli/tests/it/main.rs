@@ -13,4 +13,5 @@ mod real_frames;
 #[path = "../../../meter-sink/tests/it/server.rs"]
 mod influx_server;
 mod retrain;
+mod serve;
 mod stop;

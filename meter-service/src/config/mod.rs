@@ -552,6 +552,34 @@ mod tests {
     }
 
     #[test]
+    fn serve_table_and_its_token() {
+        assert_eq!(load(GOOD, &[]).unwrap().serve, None);
+        let c = load(&format!("[serve]\n{GOOD}"), &[]).unwrap();
+        assert_eq!(c.serve, Some(ServeConfig::default()));
+        let text = format!("[serve]\nlisten = \"0.0.0.0:8090\"\ntoken_env = \"WEB_TOKEN\"\n{GOOD}");
+        let secret = "0123456789abcdef-secret";
+        let s = load(&text, &[("WEB_TOKEN", secret)])
+            .unwrap()
+            .serve
+            .unwrap();
+        assert_eq!(
+            (s.listen.as_str(), s.token.as_deref()),
+            ("0.0.0.0:8090", Some(secret))
+        );
+        assert!(
+            !format!("{s:?}").contains(secret),
+            "the token never in Debug"
+        );
+        let e = format!("{:#}", load(&text, &[]).unwrap_err());
+        assert!(
+            e.contains("serve.token_env") && e.contains("WEB_TOKEN"),
+            "{e}"
+        );
+        let e = format!("{:#}", load(&text, &[("WEB_TOKEN", "short")]).unwrap_err());
+        assert!(e.contains("16 characters") && !e.contains("short"), "{e}");
+    }
+
+    #[test]
     fn resolves_a_good_file() {
         let c = load(GOOD, &[]).unwrap();
         assert_eq!(c.meters[0].rules.min_confidence, 0.9);
