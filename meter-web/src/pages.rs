@@ -27,10 +27,9 @@ pub fn layout(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t} · meter</title><style>{CSS}</style></head><body>\
+         <link rel=\"icon\" href=\"data:,\"><title>{t} · meter</title><style>{CSS}</style><script>{COMMON_JS}</script></head><body>\
          <nav><a href=\"/\">Overview</a><a href=\"/label\">Label</a><a href=\"/models\">Models</a>\
-         <a href=\"/metrics\">Metrics</a></nav><main><h1>{t}</h1>{body}</main>\
-         <script>{COMMON_JS}</script></body></html>"
+         <a href=\"/metrics\">Metrics</a></nav><main><h1>{t}</h1>{body}</main></body></html>"
     )
 }
 
