@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::helpers::{agent, site};
+use crate::helpers::{agent, site, write_unsure};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -265,15 +265,7 @@ fn overview_editor_and_labeller_in_chromium() {
     assert_eq!(b.console_errors(), Vec::<String>::new(), "console errors");
 
     // The labeller: typed digits file the images, undo puts them back.
-    std::fs::create_dir_all(&cfg.unsure_dir).unwrap();
-    for (k, c) in ev.crops.iter().enumerate().take(3) {
-        let hash = meter_service::files::image_hash(c);
-        c.save(
-            cfg.unsure_dir
-                .join(format!("camsim-20240101000000-d{k}-read1-{hash:016x}.png")),
-        )
-        .unwrap();
-    }
+    write_unsure(&cfg, &ev.crops[..3]);
     let count = |label: &str| {
         std::fs::read_dir(cfg.dataset_dir.join(label))
             .map(|d| d.count())

@@ -133,3 +133,17 @@ pub fn post(url: &str, origin: Option<&str>, json: &str) -> (u16, String) {
     let status = r.status().as_u16();
     (status, r.body_mut().read_to_string().unwrap())
 }
+
+/// Files `crops` into the `unsure/` queue as `meter run` names them (one
+/// frame of meter `camsim`).
+pub fn write_unsure(cfg: &ResolvedConfig, crops: &[image::RgbImage]) {
+    std::fs::create_dir_all(&cfg.unsure_dir).unwrap();
+    for (k, c) in crops.iter().enumerate() {
+        let hash = meter_service::files::image_hash(c);
+        c.save(
+            cfg.unsure_dir
+                .join(format!("camsim-20240101000000-d{k}-read1-{hash:016x}.png")),
+        )
+        .unwrap();
+    }
+}

@@ -1,7 +1,7 @@
 //! Every route over a meter the service read: status codes, content, and
 //! what the state-changing ones change.
 
-use crate::helpers::{get, get_text, post, site};
+use crate::helpers::{get, get_text, post, site, write_unsure};
 
 #[test]
 fn pages_api_frame_and_metrics() {
@@ -132,15 +132,7 @@ fn set_value_models_and_labelling() {
     // Labelling: the reading's crops as an unsure queue, filed with the
     // same session as `meter classify`.
     let ev = s.live.get("camsim").unwrap().last.unwrap();
-    std::fs::create_dir_all(&cfg.unsure_dir).unwrap();
-    for (k, c) in ev.crops.iter().enumerate().take(3) {
-        let hash = meter_service::files::image_hash(c);
-        c.save(
-            cfg.unsure_dir
-                .join(format!("camsim-20240101000000-d{k}-read1-{hash:016x}.png")),
-        )
-        .unwrap();
-    }
+    write_unsure(&cfg, &ev.crops[..3]);
     assert_eq!(get(&s.url("/label")).0, 200);
     let (st, body) = get_text(&s.url("/api/label"));
     assert_eq!(st, 200, "{body}");
