@@ -44,6 +44,7 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     let live = service.live().clone();
+    let reconfigure = service.reconfigure().clone();
     service.run().unwrap();
     let web = meter_web::Server::start(
         cfg,
@@ -52,7 +53,7 @@ fn bench(c: &mut Criterion) {
             token: None,
         },
         live,
-        true,
+        Some(reconfigure),
     )
     .unwrap();
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();

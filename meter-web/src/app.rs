@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use meter_service::config::{MeterConfig, ResolvedConfig};
 use meter_service::live::{Live, MeterLive};
-use meter_service::{overlay, state};
+use meter_service::{overlay, state, Reconfigure};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -23,6 +23,7 @@ pub struct App {
     pub(crate) live: Arc<Live>,
     token: Option<String>,
     pub(crate) running: bool,
+    pub(crate) service: Option<Arc<Reconfigure>>,
     /// Overlaid frames by meter, with the time of the reading drawn.
     frames: Mutex<HashMap<String, DrawnFrame>>,
     pub(crate) label: Mutex<Option<Labeller>>,
@@ -37,12 +38,18 @@ type DrawnFrame = (OffsetDateTime, Arc<Vec<u8>>);
 
 impl App {
     /// The state of a server over `cfg`.
-    pub fn new(cfg: ResolvedConfig, live: Arc<Live>, token: Option<String>, running: bool) -> Self {
+    pub fn new(
+        cfg: ResolvedConfig,
+        live: Arc<Live>,
+        token: Option<String>,
+        service: Option<Arc<Reconfigure>>,
+    ) -> Self {
         Self {
             cfg: RwLock::new(Arc::new(cfg)),
             live,
             token,
-            running,
+            running: service.is_some(),
+            service,
             frames: Mutex::default(),
             label: Mutex::default(),
             retrain: Arc::default(),

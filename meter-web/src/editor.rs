@@ -290,6 +290,9 @@ pub fn save(app: &App, m: &MeterConfig, req: &Req) -> Answer {
         .map_err(|e| Resp::error(500, &format!("writing config {}: {e}", path.display())))?;
     match ResolvedConfig::load(path) {
         Ok(new) => {
+            if let (Some(service), Ok(meter)) = (&app.service, new.meter(&m.name)) {
+                service.set_meter(meter.clone());
+            }
             app.set_cfg(new);
             app.editor
                 .lock()
@@ -304,7 +307,7 @@ pub fn save(app: &App, m: &MeterConfig, req: &Req) -> Answer {
             Ok(Resp::json(&serde_json::json!({
                 "saved": path.display().to_string(),
                 "backup": backup.display().to_string(),
-                "restart_needed": app.running,
+                "running": app.running,
             })))
         }
         Err(e) => {
@@ -403,7 +406,7 @@ $('propose').addEventListener('click', async () => {
   catch (e) { $('msg').textContent = e.message; }
 });
 $('save').addEventListener('click', async () => {
-  try { const j = await post(API + '/boxes', state()); $('msg').textContent = 'saved to ' + j.saved + ' (backup ' + j.backup + ')' + (j.restart_needed ? '; restart `meter run` to read with them' : ''); }
+  try { const j = await post(API + '/boxes', state()); $('msg').textContent = 'saved to ' + j.saved + ' (backup ' + j.backup + ')' + (j.running ? '; the next reading uses them' : ''); }
   catch (e) { $('msg').textContent = e.message; }
 });
 preview();

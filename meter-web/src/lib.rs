@@ -34,6 +34,7 @@ use std::thread::JoinHandle;
 
 use meter_service::config::{ResolvedConfig, ServeConfig};
 use meter_service::live::Live;
+use meter_service::Reconfigure;
 
 pub use app::App;
 
@@ -98,13 +99,14 @@ pub fn check(serve: &ServeConfig) -> Result<SocketAddr, WebError> {
 
 impl Server {
     /// Serves `cfg`'s meters on `serve.listen`. `live` is what the service
-    /// last saw (empty when no service runs here); `running` says whether
-    /// one does (inside `meter run`).
+    /// last saw (empty when no service runs here); `service` is where a
+    /// service running here (`meter run`) takes saved boxes, `None` when
+    /// none runs.
     pub fn start(
         cfg: ResolvedConfig,
         serve: &ServeConfig,
         live: Arc<Live>,
-        running: bool,
+        service: Option<Arc<Reconfigure>>,
     ) -> Result<Self, WebError> {
         let listen = check(serve)?;
         let listener =
@@ -125,7 +127,7 @@ impl Server {
                 source: std::io::Error::other(e.to_string()),
             })?,
         );
-        let app = Arc::new(App::new(cfg, live, serve.token.clone(), running));
+        let app = Arc::new(App::new(cfg, live, serve.token.clone(), service));
         let stopping = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::with_capacity(THREADS);
         for i in 0..THREADS {

@@ -85,8 +85,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let serves = args.shard.is_none_or(|s| s.index == 1);
     let web = match cfg_for_web.serve.as_ref().filter(|_| serves) {
         Some(serve) => {
-            let server =
-                meter_web::Server::start(cfg_for_web.clone(), serve, service.live().clone(), true)?;
+            let server = meter_web::Server::start(
+                cfg_for_web.clone(),
+                serve,
+                service.live().clone(),
+                Some(service.reconfigure().clone()),
+            )?;
             log::info!("web page: {}", server.url());
             Some(server)
         }

@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let cfg = ResolvedConfig::load(&args.config)?;
     let serve = settings(&cfg, args.listen.as_deref());
     let live = Arc::new(Live::new(cfg.meters.iter().map(|m| m.name.as_str())));
-    let server = meter_web::Server::start(cfg, &serve, live, false)?;
+    let server = meter_web::Server::start(cfg, &serve, live, None)?;
     outln!("serving {}", server.url());
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing signal handlers")?;

@@ -86,7 +86,9 @@ fn serve_alone_and_inside_run() {
     let mut child = Reap(
         meter()
             .args(["run", "--config", &config])
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
@@ -109,5 +111,39 @@ fn serve_alone_and_inside_run() {
     };
     assert!(body.contains("\"running\":true"), "{body}");
     assert_eq!(get(&format!("{url}api/meters/camsim/frame.jpg")).0, 200);
+
+    // Boxes saved in the editor: the running meter reads with them next.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let cfg = meter_service::config::ResolvedConfig::load(&sim.config).unwrap();
+    let mut boxes = cfg.meters[0].geometry.regions().unwrap().boxes();
+    boxes[0][0] += 1;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .post(&format!("{url}api/meters/camsim/boxes"))
+        .header("Origin", url.trim_end_matches('/'))
+        .send(format!(
+            "{{\"digits\": {}}}",
+            serde_json::to_string(&boxes).unwrap()
+        ))
+        .unwrap();
+    let body = r.body_mut().read_to_string().unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("the run took the new boxes");
+        if line.contains("meter camsim: reading with the new boxes") {
+            break;
+        }
+    }
     assert!(sigterm(&mut child.0).success());
 }

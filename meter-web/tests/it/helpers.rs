@@ -86,12 +86,13 @@ pub fn site(extra: &str, count: u64) -> Site {
     )
     .unwrap();
     let live = service.live().clone();
+    let reconfigure = service.reconfigure().clone();
     service.run().unwrap();
     let serve = ServeConfig {
         listen: "127.0.0.1:0".into(),
         token: None,
     };
-    let web = meter_web::Server::start(cfg, &serve, live.clone(), true).unwrap();
+    let web = meter_web::Server::start(cfg, &serve, live.clone(), Some(reconfigure)).unwrap();
     Site {
         _camera: camera,
         config,

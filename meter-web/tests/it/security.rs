@@ -19,7 +19,7 @@ fn serve(cfg: ResolvedConfig, listen: &str, token: Option<&str>) -> meter_web::S
             token: token.map(str::to_owned),
         },
         live,
-        false,
+        None,
     )
     .unwrap()
 }
@@ -36,7 +36,7 @@ fn beyond_loopback_only_with_a_token() {
             token: None,
         },
         live.clone(),
-        false,
+        None,
     )
     .unwrap_err()
     .to_string();
