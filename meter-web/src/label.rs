@@ -267,10 +267,17 @@ pub fn retrain_start(app: &App) -> Answer {
         };
     }
     let cfg = app.cfg();
+    let service = app.service.clone();
     std::thread::Builder::new()
         .name("web-retrain".into())
         .spawn(move || {
             let outcome = retrain::retrain(&cfg, &retrain::Settings::default(), false);
+            if let (Ok(RetrainOutcome::Promoted { .. }), Some(service)) = (&outcome, &service) {
+                match registry::load_current_model(&cfg) {
+                    Ok(m) => service.use_model(m),
+                    Err(e) => log::error!("web retrain: {e:#}"),
+                }
+            }
             let (state, message) = match outcome {
                 Ok(RetrainOutcome::Promoted {
                     version,
@@ -324,7 +331,11 @@ pub fn use_model(app: &App, n: &str) -> Answer {
         .unwrap_or(n)
         .parse()
         .map_err(|_| Resp::not_found(&format!("model version {n:?}")))?;
-    registry::use_version(&app.cfg(), n).map_err(|e| Resp::error(400, &format!("{e:#}")))?;
+    let cfg = app.cfg();
+    registry::use_version(&cfg, n).map_err(|e| Resp::error(400, &format!("{e:#}")))?;
+    if let Some(service) = &app.service {
+        service.use_model(registry::load_current_model(&cfg).map_err(internal)?);
+    }
     log::info!("web: model v{n} made current");
     Ok(Resp::json(&serde_json::json!({ "current": n })))
 }
@@ -375,12 +386,6 @@ pub fn models_page(app: &App) -> Answer {
         ));
     }
     rows.push_str("</table>");
-    if app.running {
-        rows.push_str(
-            "<p class=\"msg\">meter run reads with the model it started with until a retrain \
-             of its own or a restart.</p>",
-        );
-    }
     let body = format!(
         "{rows}<h2>Retrain</h2><button id=\"start\">Retrain now</button><p id=\"retrain\"></p>\
          <script>{MODELS_JS}</script>"

@@ -145,5 +145,19 @@ fn serve_alone_and_inside_run() {
             break;
         }
     }
+    // A model version made current on the page: the run reads with it next.
+    let r = agent
+        .post(&format!("{url}api/models/0/use"))
+        .header("Origin", url.trim_end_matches('/'))
+        .send("{}")
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("the run took the model");
+        if line.contains("meter camsim: reading with model generation 1") {
+            break;
+        }
+    }
     assert!(sigterm(&mut child.0).success());
 }

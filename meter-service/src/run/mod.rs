@@ -120,14 +120,22 @@ enum Turn {
     Panicked,
 }
 
-/// New settings for running meters (the web page's box editor): each
-/// meter takes its new geometry before its next frame.
-#[derive(Debug, Default)]
+/// New settings for running meters (the web page's box editor and model
+/// versions): each meter takes them before its next frame.
+#[derive(Debug)]
 pub struct Reconfigure {
     pending: Mutex<std::collections::HashMap<String, MeterConfig>>,
+    model: Arc<SharedModel>,
 }
 
 impl Reconfigure {
+    /// Every meter reads with `model` from its next frame (a version made
+    /// current in the registry).
+    pub fn use_model(&self, model: meter_model::DigitModel) {
+        let generation = self.model.replace(model);
+        log::info!("model generation {generation} handed to the meters");
+    }
+
     /// Meter `meter.name` reads with `meter`'s geometry from its next frame.
     pub fn set_meter(&self, meter: MeterConfig) {
         self.pending
@@ -214,16 +222,20 @@ impl Service {
             bus.subscribe(alerts)
                 .context("starting a subscriber thread")?;
         }
+        let model = Arc::new(SharedModel::new(model));
         Ok(Self {
             store: Arc::new(Store::new(sinks.sinks, bus)),
-            model: Arc::new(SharedModel::new(model)),
+            reconfigure: Arc::new(Reconfigure {
+                pending: Mutex::default(),
+                model: model.clone(),
+            }),
+            model,
             live,
             mqtt: sinks.mqtt,
             cfg,
             opts,
             slots,
             stop,
-            reconfigure: Arc::default(),
         })
     }
 
