@@ -228,8 +228,51 @@ pub fn chart(points: &[Point]) -> String {
     )
 }
 
-/// The history section of a meter's page.
-pub fn section(h: &History, m: &MeterConfig) -> String {
+/// Consumption per day as SVG bars, with the contract's maximum per day
+/// as red points (as the Grafana dashboard draws it) when given.
+pub fn day_chart(days: &[(String, f64)], max_per_day: Option<f64>) -> String {
+    if days.is_empty() {
+        return String::new();
+    }
+    let (w, h, pad) = (640.0, 160.0, 20.0);
+    let top = days
+        .iter()
+        .map(|d| d.1)
+        .chain(max_per_day)
+        .fold(1e-9, f64::max);
+    let step = (w - 2.0 * pad) / days.len() as f64;
+    let y = |v: f64| h - pad - v.max(0.0) / top * (h - 2.0 * pad);
+    let mut out = format!(
+        "<svg id=\"daychart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" \
+         xmlns=\"http://www.w3.org/2000/svg\" style=\"background:#fff\">"
+    );
+    for (i, (day, v)) in days.iter().enumerate() {
+        let x = pad + i as f64 * step;
+        out.push_str(&format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#1565c0\"><title>{} {v:.3}</title></rect>",
+            x + step * 0.1,
+            y(*v),
+            step * 0.8,
+            h - pad - y(*v),
+            esc(day)
+        ));
+        if let Some(mx) = max_per_day {
+            out.push_str(&format!(
+                "<circle class=\"max\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"red\"/>",
+                x + step * 0.5,
+                y(mx)
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "<text x=\"4\" y=\"12\" font-size=\"11\">{top:.3}</text></svg>"
+    ));
+    out
+}
+
+/// The history section of a meter's page; `max_per_day`: the contract's
+/// maximum consumption per day, drawn as red points.
+pub fn section(h: &History, m: &MeterConfig, max_per_day: Option<f64>) -> String {
     if h.files.is_empty() {
         return "<p class=\"msg\">No JSON-lines sink in the config: the history cannot be read \
                 back here (add a [[sink]] with type = \"jsonl\").</p>"
@@ -241,8 +284,15 @@ pub fn section(h: &History, m: &MeterConfig) -> String {
         out.push_str(&format!("<p class=\"err\">{}</p>", esc(p)));
     }
     out.push_str(&chart(&h.points));
-    out.push_str("<h3>Consumption per day (local time)</h3><table id=\"days\"><tr><th>day</th><th>consumption</th></tr>");
-    for (d, c) in per_day(&h.points).iter().rev() {
+    let days = per_day(&h.points);
+    out.push_str("<h3>Consumption per day (local time)</h3>");
+    out.push_str(&day_chart(&days, max_per_day));
+    out.push_str(&format!(
+        "<form method=\"get\">contract maximum per day <input name=\"max_per_day\" size=\"6\" value=\"{}\"> <button>draw</button></form>",
+        max_per_day.map(|v| v.to_string()).unwrap_or_default()
+    ));
+    out.push_str("<table id=\"days\"><tr><th>day</th><th>consumption</th></tr>");
+    for (d, c) in days.iter().rev() {
         out.push_str(&format!(
             "<tr><td>{}</td><td>{c:.3} {unit}</td></tr>",
             esc(d)

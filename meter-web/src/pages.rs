@@ -236,6 +236,11 @@ pub fn detail(app: &App, m: &MeterConfig, req: &Req) -> Result<Resp, Resp> {
         .and_then(|d| d.parse().ok())
         .filter(|d| (1..=3660).contains(d))
         .unwrap_or(30);
+    let max_per_day: Option<f64> = req
+        .query
+        .get("max_per_day")
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|v: &f64| v.is_finite() && *v > 0.0);
     let to = time::OffsetDateTime::now_utc();
     let from = to - time::Duration::days(days);
     let hist = history::load(&cfg, &m.name, Some(from), Some(to));
@@ -246,7 +251,7 @@ pub fn detail(app: &App, m: &MeterConfig, req: &Req) -> Result<Resp, Resp> {
          <p class=\"msg\" id=\"setmsg\"></p><h2>History, last {days} days</h2>{}<script>{DETAIL_JS}</script>",
         card(&json),
         seg(&m.name),
-        history::section(&hist, m)
+        history::section(&hist, m, max_per_day)
     );
     Ok(Resp::html(layout(&m.name, &body)))
 }

@@ -56,6 +56,16 @@ fn pages_api_frame_and_metrics() {
     let (st, page) = get_text(&s.url("/meter/camsim"));
     assert_eq!(st, 200);
     assert!(page.contains("Consumption per day"), "{page}");
+    assert!(
+        !page.contains("class=\"max\""),
+        "no contract maximum unless given"
+    );
+    let (st, page) = get_text(&s.url("/meter/camsim?max_per_day=12&days=7"));
+    assert_eq!(st, 200);
+    assert!(
+        page.contains("class=\"max\""),
+        "red points of the contract maximum"
+    );
 
     // Metrics.
     let (st, text) = get_text(&s.url("/metrics"));
