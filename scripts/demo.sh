@@ -7,11 +7,14 @@
 #
 #   scripts/demo.sh                 # one minute
 #   DEMO_SECONDS=10 scripts/demo.sh # shorter
+#   DEMO_WEB_PORT=8091 scripts/demo.sh # the web page on another port
 #
+# While it reads, the web page (`[serve]`) is on http://127.0.0.1:8090/.
 # Everything is written under target/demo/ (removed and recreated each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${DEMO_SECONDS:-60}"
+web_port="${DEMO_WEB_PORT:-8090}"
 demo="$PWD/target/demo"
 
 command -v cargo >/dev/null || { echo "demo.sh: cargo not found; install Rust from https://rustup.rs" >&2; exit 1; }
@@ -48,6 +51,10 @@ rejected_dir = "rejected"
 [model]
 min_confidence = 0.95
 
+# The web page, on this machine only.
+[serve]
+listen = "127.0.0.1:${web_port}"
+
 TOML
     sed 's/^interval = .*/interval = "2s"\nmax_rate_per_hour = 1000.0/' "$demo/camera/meter.toml"
     cat <<TOML
@@ -63,6 +70,7 @@ TOML
 } >"$demo/meter.toml"
 
 echo "== reading the meter for ${seconds} s: meter run --config $demo/meter.toml"
+echo "   the web page: http://127.0.0.1:${web_port}/ (overview, history, labelling, box editor)"
 RUST_LOG="${RUST_LOG:-warn}" "$bin/meter" run --config "$demo/meter.toml" --duration "${seconds}s"
 
 stored=$(grep -c '"kind":"stored"' "$demo/readings.jsonl" || true)

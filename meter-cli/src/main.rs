@@ -56,6 +56,8 @@ enum Command {
     Predict(cmd::predict::Args),
     /// Read every meter on its interval until stopped.
     Run(cmd::run::Args),
+    /// Serve the web page (overview, history, labelling, box editor).
+    Serve(cmd::serve::Args),
     /// Correct a meter's stored value by hand.
     SetValue(cmd::set_value::Args),
     /// After a crash, cut torn entries off InfluxDB 1.x's write-ahead log
@@ -84,6 +86,7 @@ fn run() -> anyhow::Result<Outcome> {
         Command::Model(c) => cmd::model::run(c),
         Command::Predict(a) => cmd::predict::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::SetValue(a) => cmd::set_value::run(a),
         Command::InfluxdbRepairWal(a) => cmd::repair_wal::run(a),
     }

@@ -60,5 +60,7 @@ pub use meter_vision::StopSignal;
 pub use predict::OneShot;
 pub use reader::{capture_time, pipeline, Filers, MeterReader, ReaderHealth, Taken};
 pub use report::{DigitReport, Report, Status};
-pub use run::{RunOptions, RunSummary, Service, Shard, SharedModel, CLOSE_GRACE, DEFAULT_WORKERS};
+pub use run::{
+    Reconfigure, RunOptions, RunSummary, Service, Shard, SharedModel, CLOSE_GRACE, DEFAULT_WORKERS,
+};
 pub use store::{NamedSink, Store};

@@ -183,6 +183,20 @@ impl MeterReader {
         Ok(())
     }
 
+    /// Reads the next frames with `meter`'s geometry (boxes, marks,
+    /// rotation saved by the box editor); refused when the counter's shape
+    /// changed (its state would not fit).
+    pub fn set_geometry(&mut self, meter: MeterConfig) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            meter.counter == self.meter.counter && meter.name == self.meter.name,
+            "meter {}: a new counter shape needs a restart",
+            self.meter.name
+        );
+        self.tracker = Tracker::new(pipeline(&meter, self.model.input_size())?);
+        self.meter = meter;
+        Ok(())
+    }
+
     /// The vision pipeline (boxes, marks) it cuts digits with.
     pub fn pipeline(&self) -> &Pipeline {
         self.tracker.pipeline()

@@ -179,6 +179,30 @@ pub fn current_model_path(cfg: &ResolvedConfig) -> anyhow::Result<Option<PathBuf
     }
 }
 
+/// Makes version `n` current (0: the base model), after loading it: never
+/// a switch to a file that cannot serve (`meter model use`, the web page).
+pub fn use_version(cfg: &ResolvedConfig, n: u32) -> anyhow::Result<()> {
+    let mut reg = Registry::load(&cfg.models_dir)?;
+    if n != 0 {
+        let v = reg.version(n).ok_or_else(|| {
+            let have: Vec<String> = reg
+                .versions
+                .iter()
+                .map(|v| format!("v{}", v.version))
+                .collect();
+            anyhow::anyhow!(
+                "model registry {}: no version {n} (have v0{}{})",
+                cfg.models_dir.join(REGISTRY_FILE).display(),
+                if have.is_empty() { "" } else { ", " },
+                have.join(", ")
+            )
+        })?;
+        DigitModel::load(&cfg.models_dir.join(&v.file))?;
+    }
+    reg.current = (n != 0).then_some(n);
+    reg.save(&cfg.models_dir)
+}
+
 /// The model every predicting command should use: the registry's current
 /// version, else `[model] path`, else the shipped model.
 pub fn load_current_model(cfg: &ResolvedConfig) -> anyhow::Result<DigitModel> {

@@ -9,5 +9,6 @@ pub mod repair_wal;
 pub mod retrain;
 pub mod roi;
 pub mod run;
+pub mod serve;
 pub mod set_value;
 pub mod train;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::Outcome;
 use meter_service::config::ResolvedConfig;
-use meter_service::registry::{Registry, REGISTRY_FILE};
+use meter_service::registry::Registry;
 
 /// Model version management.
 #[derive(clap::Subcommand, Debug)]
@@ -78,27 +78,7 @@ fn list(config: &std::path::Path) -> anyhow::Result<Outcome> {
 
 fn use_version(config: &std::path::Path, n: u32) -> anyhow::Result<Outcome> {
     let cfg = ResolvedConfig::load(config)?;
-    let mut reg = Registry::load(&cfg.models_dir)?;
-    if n != 0 {
-        let v = reg.version(n).ok_or_else(|| {
-            let have: Vec<String> = reg
-                .versions
-                .iter()
-                .map(|v| format!("v{}", v.version))
-                .collect();
-            anyhow::anyhow!(
-                "model registry {}: no version {n} (have v0{}{})",
-                cfg.models_dir.join(REGISTRY_FILE).display(),
-                if have.is_empty() { "" } else { ", " },
-                have.join(", ")
-            )
-        })?;
-        let path = cfg.models_dir.join(&v.file);
-        // Loaded, not just looked for: never switch to a file that cannot serve.
-        meter_model::DigitModel::load(&path)?;
-    }
-    reg.current = (n != 0).then_some(n);
-    reg.save(&cfg.models_dir)?;
+    meter_service::registry::use_version(&cfg, n)?;
     outln!("now using v{n}");
     Ok(Outcome::Done)
 }

@@ -68,6 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.workers == Some(0) {
         anyhow::bail!("--workers must be at least 1");
     }
+    let cfg_for_web = cfg.clone();
     let service = Service::new(
         cfg,
         RunOptions {
@@ -78,6 +79,23 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         },
     )?;
     service.subscribe(Box::new(Printer { json: args.json }))?;
+    // The web page, when the config has a [serve] table: it reads the live
+    // view the service keeps anyway, so serving costs the readings nothing.
+    // One page per config: the first shard serves it.
+    let serves = args.shard.is_none_or(|s| s.index == 1);
+    let web = match cfg_for_web.serve.as_ref().filter(|_| serves) {
+        Some(serve) => {
+            let server = meter_web::Server::start(
+                cfg_for_web.clone(),
+                serve,
+                service.live().clone(),
+                Some(service.reconfigure().clone()),
+            )?;
+            log::info!("web page: {}", server.url());
+            Some(server)
+        }
+        None => None,
+    };
     let stop = service.stop_handle();
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing signal handlers")?;
@@ -96,6 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     });
     let summary = service.run();
     signal_handle.close();
+    if let Some(web) = web {
+        web.stop();
+    }
     let s = summary?;
     log::info!(
         "stopped: {} readings, {} stored, {} unsure, {} rejected, {} errors{}",

@@ -10,4 +10,5 @@ mod helpers;
 mod influx;
 mod real_frames;
 mod retrain;
+mod serve;
 mod stop;

@@ -25,7 +25,7 @@ mod raw;
 
 pub use raw::{
     parse_interval, RawConfig, RawCounterWindow, RawInterval, RawMark, RawMeter, RawModel,
-    RawRetrain, MAX_INTERVAL, MIN_INTERVAL,
+    RawRetrain, RawServe, MAX_INTERVAL, MIN_INTERVAL,
 };
 
 /// Every default of the configuration that is not a library's own (those
@@ -45,6 +45,36 @@ pub mod defaults {
     pub const RETRAIN_CHECK_EVERY: Duration = Duration::from_secs(600);
     /// `predict_deadline`: the camera's three attempts fit with room.
     pub const PREDICT_DEADLINE: Duration = Duration::from_secs(60);
+    /// `[serve] listen`: this machine only.
+    pub const SERVE_LISTEN: &str = "127.0.0.1:8090";
+}
+
+/// The web page's settings (`[serve]`, or `meter serve`'s defaults).
+#[derive(Clone, PartialEq)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// The access token, when one is set.
+    pub token: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: defaults::SERVE_LISTEN.to_owned(),
+            token: None,
+        }
+    }
+}
+
+// By hand: the token never shows in logs or errors.
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "(set)"))
+            .finish()
+    }
 }
 
 /// Top-level keys (and the `model` table) that `METER_*` may override.
@@ -126,6 +156,8 @@ pub struct ResolvedConfig {
     pub base_dir: PathBuf,
     /// How long `meter predict` may take in all.
     pub predict_deadline: Duration,
+    /// `[serve]`: the web page; `None` when the table is absent.
+    pub serve: Option<ServeConfig>,
 }
 
 impl ResolvedConfig {
@@ -138,7 +170,7 @@ impl ResolvedConfig {
     /// As [`load`](Self::load), with the environment given.
     pub fn load_with_env(path: &Path, env: &HashMap<String, String>) -> anyhow::Result<Self> {
         let raw = read_raw(path, env).with_context(|| format!("config {}", path.display()))?;
-        resolve(path, raw).with_context(|| format!("config {}", path.display()))
+        resolve(path, raw, env).with_context(|| format!("config {}", path.display()))
     }
 
     /// The meter called `name`.
@@ -211,7 +243,40 @@ fn one_line(e: config::ConfigError) -> anyhow::Error {
     anyhow::anyhow!(out)
 }
 
-fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
+fn resolve_serve(raw: &RawServe, env: &HashMap<String, String>) -> anyhow::Result<ServeConfig> {
+    let token = match (&raw.token, &raw.token_env) {
+        (Some(_), Some(_)) => bail!("serve.token: give `token` or `token_env`, not both"),
+        (Some(t), None) => Some(t.clone()),
+        (None, Some(var)) => Some(
+            env.get(var)
+                .filter(|t| !t.is_empty())
+                .cloned()
+                .with_context(|| format!("serve.token_env: ${var} is not set"))?,
+        ),
+        (None, None) => None,
+    };
+    if token.as_ref().is_some_and(|t| t.len() < 16) {
+        bail!("serve.token: use at least 16 characters");
+    }
+    Ok(ServeConfig {
+        listen: raw
+            .listen
+            .clone()
+            .unwrap_or_else(|| defaults::SERVE_LISTEN.to_owned()),
+        token,
+    })
+}
+
+fn resolve(
+    path: &Path,
+    raw: RawConfig,
+    env: &HashMap<String, String>,
+) -> anyhow::Result<ResolvedConfig> {
+    let serve = raw
+        .serve
+        .as_ref()
+        .map(|s| resolve_serve(s, env))
+        .transpose()?;
     // Absolute, so that paths in logs and errors say where things are.
     let parent = path
         .parent()
@@ -309,6 +374,7 @@ fn resolve(path: &Path, raw: RawConfig) -> anyhow::Result<ResolvedConfig> {
         notify: raw.notify,
         base_dir: base.to_path_buf(),
         predict_deadline,
+        serve,
     })
 }
 
@@ -503,6 +569,34 @@ mod tests {
             load(&format!("{GOOD}\n[retrain]\nin_runn = true\n"), &[]).unwrap_err()
         );
         assert!(e.contains("in_runn"), "{e}");
+    }
+
+    #[test]
+    fn serve_table_and_its_token() {
+        assert_eq!(load(GOOD, &[]).unwrap().serve, None);
+        let c = load(&format!("[serve]\n{GOOD}"), &[]).unwrap();
+        assert_eq!(c.serve, Some(ServeConfig::default()));
+        let text = format!("[serve]\nlisten = \"0.0.0.0:8090\"\ntoken_env = \"WEB_TOKEN\"\n{GOOD}");
+        let secret = "0123456789abcdef-secret";
+        let s = load(&text, &[("WEB_TOKEN", secret)])
+            .unwrap()
+            .serve
+            .unwrap();
+        assert_eq!(
+            (s.listen.as_str(), s.token.as_deref()),
+            ("0.0.0.0:8090", Some(secret))
+        );
+        assert!(
+            !format!("{s:?}").contains(secret),
+            "the token never in Debug"
+        );
+        let e = format!("{:#}", load(&text, &[]).unwrap_err());
+        assert!(
+            e.contains("serve.token_env") && e.contains("WEB_TOKEN"),
+            "{e}"
+        );
+        let e = format!("{:#}", load(&text, &[("WEB_TOKEN", "short")]).unwrap_err());
+        assert!(e.contains("16 characters") && !e.contains("short"), "{e}");
     }
 
     #[test]

@@ -47,6 +47,20 @@ pub struct RawConfig {
     pub notify: Vec<NotifyConfig>,
     /// How long `meter predict` may take in all (`"60s"`).
     pub predict_deadline: Option<RawInterval>,
+    /// `[serve]`: the web page (`meter serve`, and inside `meter run`).
+    pub serve: Option<RawServe>,
+}
+
+/// `[serve]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServe {
+    /// Address to listen on (default `127.0.0.1:8090`).
+    pub listen: Option<String>,
+    /// The access token (required to listen beyond this machine).
+    pub token: Option<String>,
+    /// The environment variable holding the token instead.
+    pub token_env: Option<String>,
 }
 
 /// `[model]`.

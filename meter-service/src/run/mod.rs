@@ -120,6 +120,38 @@ enum Turn {
     Panicked,
 }
 
+/// New settings for running meters (the web page's box editor and model
+/// versions): each meter takes them before its next frame.
+#[derive(Debug)]
+pub struct Reconfigure {
+    pending: Mutex<std::collections::HashMap<String, MeterConfig>>,
+    model: Arc<SharedModel>,
+}
+
+impl Reconfigure {
+    /// Every meter reads with `model` from its next frame (a version made
+    /// current in the registry).
+    pub fn use_model(&self, model: meter_model::DigitModel) {
+        let generation = self.model.replace(model);
+        log::info!("model generation {generation} handed to the meters");
+    }
+
+    /// Meter `meter.name` reads with `meter`'s geometry from its next frame.
+    pub fn set_meter(&self, meter: MeterConfig) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(meter.name.clone(), meter);
+    }
+
+    fn take(&self, name: &str) -> Option<MeterConfig> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+    }
+}
+
 /// The service: the meters of a config, their sinks and the event stream.
 pub struct Service {
     cfg: ResolvedConfig,
@@ -130,6 +162,7 @@ pub struct Service {
     mqtt: Vec<MqttHandle>,
     live: Arc<Live>,
     stop: StopSignal,
+    reconfigure: Arc<Reconfigure>,
 }
 
 impl std::fmt::Debug for Service {
@@ -189,9 +222,14 @@ impl Service {
             bus.subscribe(alerts)
                 .context("starting a subscriber thread")?;
         }
+        let model = Arc::new(SharedModel::new(model));
         Ok(Self {
             store: Arc::new(Store::new(sinks.sinks, bus)),
-            model: Arc::new(SharedModel::new(model)),
+            reconfigure: Arc::new(Reconfigure {
+                pending: Mutex::default(),
+                model: model.clone(),
+            }),
+            model,
             live,
             mqtt: sinks.mqtt,
             cfg,
@@ -229,6 +267,11 @@ impl Service {
     /// runs).
     pub fn live(&self) -> &Arc<Live> {
         &self.live
+    }
+
+    /// Where new meter settings are handed to the running meters.
+    pub fn reconfigure(&self) -> &Arc<Reconfigure> {
+        &self.reconfigure
     }
 
     /// The signal that stops [`run`](Self::run) (for signal handlers).
@@ -498,6 +541,12 @@ impl Service {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let slot = &mut *slot;
             slot.generation = self.model.refresh(&mut slot.reader, slot.generation);
+            if let Some(m) = self.reconfigure.take(name) {
+                match slot.reader.set_geometry(m) {
+                    Ok(()) => log::info!("meter {name}: reading with the new boxes"),
+                    Err(e) => log::error!("{e:#}; keeping the previous boxes"),
+                }
+            }
             let frame = match slot.source.next_frame() {
                 Ok(Some(f)) => f,
                 Ok(None) => return Turn::Exhausted,

@@ -1,0 +1,7 @@
+//! meter-web's tests: a real server on a free loopback port over a
+//! simulated camera (`meter-camsim`) read by the real service.
+
+mod browser;
+mod helpers;
+mod routes;
+mod security;
