@@ -5,6 +5,7 @@ mod bad_input;
 mod classify;
 mod commands;
 mod e2e;
+mod eval_counters;
 mod helpers;
 mod influx;
 mod real_frames;
