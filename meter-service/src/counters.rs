@@ -95,7 +95,7 @@ pub struct Floors {
 
 impl CounterReport {
     /// Both kinds together.
-    pub fn total(&self, kind: StreamKind) -> meter_synth::Tally {
+    pub fn total(&self, kind: StreamKind) -> Tally {
         self.report.overall.get(&kind).copied().unwrap_or_default()
     }
 
