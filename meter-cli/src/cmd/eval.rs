@@ -66,6 +66,10 @@ pub struct Args {
     /// The meters' `max_rate_per_hour` (default: none, only the monotonic veto).
     #[arg(long, value_name = "UNITS", requires = "counters")]
     pub max_rate: Option<f64>,
+    /// Read every digit also shifted one pixel up and down and average the
+    /// three readings (test-time agreement).
+    #[arg(long, requires = "counters")]
+    pub agreement: bool,
     /// File the digits of stored readings into this dataset folder, as
     /// `meter run` files them (self-training without labels).
     #[arg(long, value_name = "DIR", requires = "counters")]
@@ -187,7 +191,8 @@ fn run_counters(
         max_rate_per_hour: args.max_rate,
         file_dataset: args.file_dataset.clone(),
     };
-    let report = evaluate_counters(model, data, sources, &options)?;
+    let model = model.clone().with_agreement(args.agreement);
+    let report = evaluate_counters(&model, data, sources, &options)?;
     if args.json {
         outln!("{}", serde_json::to_string(&report)?);
     } else {
