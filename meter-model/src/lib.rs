@@ -40,8 +40,8 @@ pub use eval::{
     TOP_CONFUSIONS,
 };
 pub use model::{
-    DigitModel, ModelMetadata, Normalisation, TrainingSummary, ValidationSummary, FORMAT,
-    FORMAT_VERSION, METADATA_KEY, TOP_K,
+    DigitModel, ModelMetadata, Normalisation, TrainingSummary, ValidationSummary, AGREEMENT_SHIFT,
+    FORMAT, FORMAT_VERSION, METADATA_KEY, TOP_K,
 };
 pub use preprocess::{fit_to_input, picture_change, UNCHANGED_BELOW};
 pub use train::{

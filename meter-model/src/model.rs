@@ -122,6 +122,8 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct DigitModel {
     inner: Arc<Inner>,
+    /// Read every image also shifted (see [`DigitModel::with_agreement`]).
+    agreement: bool,
 }
 
 impl DigitModel {
@@ -173,6 +175,7 @@ impl DigitModel {
                 weights,
                 fast,
             }),
+            agreement: false,
         }
     }
 
@@ -302,6 +305,9 @@ impl DigitModel {
     /// Predicts each image (any size; resized to [`Self::input_size`] when
     /// needed). Runs on the calling thread.
     pub fn predict_batch(&self, images: &[RgbImage]) -> Result<Vec<DigitPrediction>, ModelError> {
+        if self.agreement {
+            return self.predict_agreeing(images);
+        }
         let logits = self.logits(images)?;
         logits
             .chunks_exact(CLASSES)
@@ -312,6 +318,61 @@ impl DigitModel {
             })
             .collect()
     }
+}
+
+impl DigitModel {
+    /// This model reading every image three times: as given and shifted by
+    /// [`AGREEMENT_SHIFT`] pixels up and down; a roller's distribution is the
+    /// mean of the three, so a roller whose readings disagree loses the mass
+    /// of its likeliest position (test-time agreement; three times the
+    /// model's time).
+    pub fn with_agreement(mut self, on: bool) -> Self {
+        self.agreement = on;
+        self
+    }
+
+    /// Whether it reads with test-time agreement.
+    pub fn agreement(&self) -> bool {
+        self.agreement
+    }
+
+    fn predict_agreeing(&self, images: &[RgbImage]) -> Result<Vec<DigitPrediction>, ModelError> {
+        let n = images.len();
+        let mut all: Vec<RgbImage> = Vec::with_capacity(3 * n);
+        all.extend(images.iter().cloned());
+        for dy in [AGREEMENT_SHIFT, -AGREEMENT_SHIFT] {
+            all.extend(images.iter().map(|img| shifted(img, dy)));
+        }
+        let logits = self.logits(&all)?;
+        let t = self.inner.metadata.temperature;
+        (0..n)
+            .map(|index| {
+                let mut mean = vec![0f32; CLASSES];
+                for v in 0..3 {
+                    let l = &logits[(v * n + index) * CLASSES..(v * n + index + 1) * CLASSES];
+                    for (m, p) in mean.iter_mut().zip(softmax(l, t)) {
+                        *m += p / 3.0;
+                    }
+                }
+                Distribution::from_probs(&mean)
+                    .map(DigitPrediction::from_distribution)
+                    .map_err(|source| ModelError::BadOutput { index, source })
+            })
+            .collect()
+    }
+}
+
+/// Pixels a view of test-time agreement is shifted by (vertically, the way
+/// rollers turn).
+pub const AGREEMENT_SHIFT: i64 = 1;
+
+/// `img` moved `dy` pixels down (up when negative), the edge rows repeated.
+fn shifted(img: &RgbImage, dy: i64) -> RgbImage {
+    let (w, h) = img.dimensions();
+    RgbImage::from_fn(w, h, |x, y| {
+        let sy = (i64::from(y) - dy).clamp(0, i64::from(h) - 1) as u32;
+        *img.get_pixel(x, sy)
+    })
 }
 
 /// Stacks images into a standardised (N, 3, H, W) tensor.

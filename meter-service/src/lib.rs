@@ -12,6 +12,7 @@
 //! - [`events`]: the event stream every listener subscribes to.
 //! - [`registry`] and [`retrain`]: numbered model versions and the policy
 //!   that promotes a fine-tuned one.
+//! - [`counters`]: the reading-level evaluation (`meter eval --counters`).
 //! - [`files`]: the dataset-file conventions; [`label`]: the labelling
 //!   session; [`state`]: each meter's persisted state.
 //!
@@ -40,6 +41,7 @@
 
 pub mod alerting;
 pub mod config;
+pub mod counters;
 pub mod events;
 pub mod files;
 pub mod label;

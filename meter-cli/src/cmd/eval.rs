@@ -1,9 +1,15 @@
-//! `meter eval`: accuracy and speed of a model on labelled digit images.
+//! `meter eval`: accuracy and speed of a model on labelled digit images;
+//! with `--counters`, what users get: readings of whole counters composed
+//! from each meter's labelled digits (`meter_service::counters`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use meter_core::DecisionRule;
 use meter_model::{evaluate, Dataset, DigitModel, EvalReport};
+use meter_service::counters::{
+    evaluate_counters, CounterEval, CounterReport, Floors, Plan, StreamKind, Tally,
+};
 
 use crate::cmd::train::{data_dirs, read_source_list};
 use crate::Outcome;
@@ -35,10 +41,72 @@ pub struct Args {
     /// Fail when `settled_digit` is below this fraction.
     #[arg(long, value_name = "FRACTION")]
     pub min_settled: Option<f64>,
+    /// Evaluate readings instead of digits: counters of 5 to 8 rollers
+    /// composed from each source's labelled digits (odometer-consistent, half
+    /// the draws at a carry), read as `meter predict` reads a frame, single
+    /// frames and rising histories with the state kept as `meter run` keeps
+    /// it. Reports per meter: stored, stored but wrong, unsure, raw right.
+    #[arg(long)]
+    pub counters: bool,
+    /// Single frames per meter [default: 200].
+    #[arg(long, value_name = "N", requires = "counters")]
+    pub singles: Option<usize>,
+    /// Histories per meter [default: 10].
+    #[arg(long, value_name = "N", requires = "counters")]
+    pub histories: Option<usize>,
+    /// Frames per history [default: 50].
+    #[arg(long, value_name = "N", requires = "counters")]
+    pub len: Option<usize>,
+    /// Seed of every draw [default: 1].
+    #[arg(long, value_name = "S", requires = "counters")]
+    pub seed: Option<u64>,
+    /// The decision rule the meters are configured with.
+    #[arg(long, value_enum, default_value_t = RuleArg::Reading, requires = "counters")]
+    pub rule: RuleArg,
+    /// The meters' `max_rate_per_hour` (default: none, only the monotonic veto).
+    #[arg(long, value_name = "UNITS", requires = "counters")]
+    pub max_rate: Option<f64>,
+    /// Read every digit also shifted one pixel up and down and average the
+    /// three readings (test-time agreement).
+    #[arg(long, requires = "counters")]
+    pub agreement: bool,
+    /// File the digits of stored readings into this dataset folder, as
+    /// `meter run` files them (self-training without labels).
+    #[arg(long, value_name = "DIR", requires = "counters")]
+    pub file_dataset: Option<PathBuf>,
+    /// Fail when fewer single frames than this fraction are stored.
+    #[arg(long, value_name = "FRACTION", requires = "counters")]
+    pub min_stored_single: Option<f64>,
+    /// Fail when fewer history frames than this fraction are stored.
+    #[arg(long, value_name = "FRACTION", requires = "counters")]
+    pub min_stored_history: Option<f64>,
+    /// Fail when more frames than this are stored wrong.
+    #[arg(long, value_name = "N", requires = "counters")]
+    pub max_wrong: Option<usize>,
     /// Write every misread image here, named `<label>_as_<predicted>__<source>__<file>.png`
     /// (at the model's input size), to see what the model gets wrong.
     #[arg(long, value_name = "DIR")]
     pub misreads: Option<PathBuf>,
+}
+
+/// `--rule`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleArg {
+    /// The reading's probability under the odometer model (the default).
+    Reading,
+    /// Every digit sure on its own (the seed's rule); named as in the
+    /// config's `decision`.
+    #[value(name = "per_digit", alias = "per-digit")]
+    PerDigit,
+}
+
+impl From<RuleArg> for DecisionRule {
+    fn from(r: RuleArg) -> Self {
+        match r {
+            RuleArg::Reading => DecisionRule::Reading,
+            RuleArg::PerDigit => DecisionRule::PerDigit,
+        }
+    }
 }
 
 /// Runs the command.
@@ -69,6 +137,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         );
         data = data.with_sources(&sources);
     }
+    if args.counters {
+        return run_counters(&args, &model, &data, &sources);
+    }
     let report = evaluate(&model, &data)?;
     if let Some(dir) = &args.misreads {
         let n = write_misreads(&model, &data, dir)?;
@@ -98,6 +169,102 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         failures.join(", ")
     );
     Ok(Outcome::Done)
+}
+
+/// `--counters`.
+fn run_counters(
+    args: &Args,
+    model: &DigitModel,
+    data: &Dataset,
+    sources: &[String],
+) -> anyhow::Result<Outcome> {
+    let defaults = Plan::default();
+    let options = CounterEval {
+        plan: Plan {
+            seed: args.seed.unwrap_or(defaults.seed),
+            single_frames: args.singles.unwrap_or(defaults.single_frames),
+            histories: args.histories.unwrap_or(defaults.histories),
+            history_len: args.len.unwrap_or(defaults.history_len),
+            ..defaults
+        },
+        rule: args.rule.into(),
+        max_rate_per_hour: args.max_rate,
+        file_dataset: args.file_dataset.clone(),
+    };
+    let model = model.clone().with_agreement(args.agreement);
+    let report = evaluate_counters(&model, data, sources, &options)?;
+    if args.json {
+        outln!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_counters(&report);
+    }
+    let below = report.below(&Floors {
+        single_stored: args.min_stored_single,
+        history_stored: args.min_stored_history,
+        max_wrong: args.max_wrong,
+    });
+    anyhow::ensure!(
+        below.is_empty(),
+        "below the required readings: {}",
+        below.join(", ")
+    );
+    Ok(Outcome::Done)
+}
+
+fn print_counters(r: &CounterReport) {
+    outln!(
+        "counters: rule {:?}, seed {}, {} single frames and {} histories of {} frames per meter",
+        r.rule,
+        r.seed,
+        r.singles,
+        r.histories,
+        r.history_len
+    );
+    outln!(
+        "{:<32} {:<8} {:>6} {:>8} {:>6} {:>8} {:>8}",
+        "meter",
+        "kind",
+        "frames",
+        "stored",
+        "wrong",
+        "unsure",
+        "raw ok"
+    );
+    let row = |name: &str, kind: StreamKind, t: &Tally| {
+        let share = |n: usize| 100.0 * n as f64 / t.frames.max(1) as f64;
+        let kind = match kind {
+            StreamKind::Single => "single",
+            StreamKind::History => "history",
+        };
+        outln!(
+            "{name:<32} {kind:<8} {:>6} {:>7.1}% {:>6} {:>7.1}% {:>7.1}%",
+            t.frames,
+            share(t.stored),
+            t.stored_wrong,
+            share(t.unsure),
+            share(t.raw_right)
+        );
+    };
+    for (meter, kinds) in &r.report.meters {
+        for (kind, t) in kinds {
+            row(meter, *kind, t);
+        }
+    }
+    for (kind, t) in &r.report.overall {
+        row("ALL", *kind, t);
+    }
+    for (meter, frames) in &r.report.wrong {
+        for w in frames {
+            outln!(
+                "stored wrong: {meter} {:?} counter {} frame {}: {} stored as {}",
+                w.kind,
+                w.stream,
+                w.index,
+                w.truth,
+                w.stored
+            );
+        }
+    }
 }
 
 /// Writes the images whose prediction is not exact into `dir`; returns how many.

@@ -6,6 +6,7 @@ mod battery;
 mod classify;
 mod commands;
 mod e2e;
+mod eval_counters;
 mod helpers;
 mod influx;
 mod real_frames;

@@ -1,7 +1,6 @@
 //! Integration tests of meter-model; no data outside the repository needed
 //! (digits are rendered with meter-synth).
 
-mod counters;
 mod dataset;
 mod helpers;
 mod model_file;

@@ -105,3 +105,44 @@ fn augmentations_keep_shape_and_are_seeded() {
         );
     }
 }
+
+#[test]
+fn agreement_averages_the_image_and_its_one_pixel_shifts() {
+    let model = DigitModel::shipped();
+    let images = some_digits();
+    let shift = |img: &image::RgbImage, dy: i64| {
+        let (w, h) = img.dimensions();
+        image::RgbImage::from_fn(w, h, |x, y| {
+            let sy = (i64::from(y) - dy).clamp(0, i64::from(h) - 1) as u32;
+            *img.get_pixel(x, sy)
+        })
+    };
+    let dy = meter_model::AGREEMENT_SHIFT;
+    let views: Vec<Vec<_>> = [0, dy, -dy]
+        .iter()
+        .map(|&d| {
+            model
+                .predict_batch(&images.iter().map(|i| shift(i, d)).collect::<Vec<_>>())
+                .unwrap()
+        })
+        .collect();
+    let agreeing = model.clone().with_agreement(true);
+    assert!(agreeing.agreement() && !model.agreement());
+    let got = agreeing.predict_batch(&images).unwrap();
+    assert_eq!(got.len(), images.len());
+    for (i, p) in got.iter().enumerate() {
+        for k in 0..CLASSES {
+            let mean: f32 = views
+                .iter()
+                .map(|v| v[i].distribution.probs()[k])
+                .sum::<f32>()
+                / 3.0;
+            let d = (p.distribution.probs()[k] - mean).abs();
+            assert!(
+                d < 1e-4,
+                "image {i} class {k}: {} vs {mean}",
+                p.distribution.probs()[k]
+            );
+        }
+    }
+}

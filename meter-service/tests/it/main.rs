@@ -4,6 +4,7 @@
 //! reproductions of issue 17, and bounded fuzzing of frames and configs.
 
 mod config;
+mod counters;
 mod files;
 mod fuzz;
 mod helpers;

@@ -1,28 +1,8 @@
-//! Whole counters composed from photos of one meter's rollers, for a
-//! reading-level evaluation: what users get from a meter, not how single
-//! digits score.
-//!
-//! A [`CropBank`] holds one meter's labelled roller photos by position. A
-//! [`Plan`] draws odometer-consistent counters of 5 to 8 rollers from it
-//! (a settled roller shows `d.0`; a roller turns only while every roller
-//! below it passes from 9 to 0, by the same fraction), seeded and
-//! deterministic, biased towards carries in progress (a last roller at 9.x),
-//! where readers fail:
-//!
-//! - single frames: each a counter of its own, read with no history;
-//! - histories: a value rising by steps from one tick to a few hundred, read
-//!   in order with the state kept; a roller that has not moved shows the
-//!   same photo again, with fresh sensor noise, as a fixed camera would.
-//!
-//! Each [`Stream`] renders its frames on demand: the photos pasted into fixed
-//! boxes of a small synthetic frame with two reference marks
-//! ([`Stream::layout`]), so that a reader configured with that layout reads
-//! them exactly as it reads a camera's frames. [`evaluate`] feeds every frame
-//! to a `read` closure and tallies what it stored against the truth.
+//! Drawing odometer-consistent counters from a [`CropBank`]: single frames
+//! and rising histories ([`Plan::compose`]), rendered on demand
+//! ([`Stream::render`]).
 
-use std::collections::BTreeMap;
-
-use image::{imageops, RgbImage};
+use image::RgbImage;
 use meter_core::{Counter, Tenths};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -30,125 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::digit::{render_digit, DigitStyle};
+use super::{ComposeError, CropBank};
+use crate::digit::DigitStyle;
 use crate::frame::{FrameParams, MeterLayout};
-
-/// Why counters cannot be composed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ComposeError {
-    /// The photos do not cover the positions a counter needs.
-    #[error("meter {meter}: its photos cannot make a counter ({why})")]
-    TooFewLabels {
-        /// The meter (source) the photos are of.
-        meter: String,
-        /// What is missing.
-        why: String,
-    },
-    /// A photo with no pixels.
-    #[error("meter {meter}: photo {index} is empty")]
-    EmptyPhoto {
-        /// The meter.
-        meter: String,
-        /// Its position among the photos given.
-        index: usize,
-    },
-}
-
-/// One meter's roller photos, by labelled position, all of one size.
-#[derive(Debug, Clone)]
-pub struct CropBank {
-    meter: String,
-    size: (u32, u32),
-    by_label: Vec<Vec<RgbImage>>,
-}
-
-impl CropBank {
-    /// Files `photos` by label; each is resized (triangle filter) to `size`
-    /// (width, height), the size of the frame's digit boxes.
-    pub fn new(
-        meter: impl Into<String>,
-        size: (u32, u32),
-        photos: impl IntoIterator<Item = (Tenths, RgbImage)>,
-    ) -> Result<Self, ComposeError> {
-        let meter = meter.into();
-        let mut by_label = vec![Vec::new(); Tenths::CLASSES];
-        for (index, (label, img)) in photos.into_iter().enumerate() {
-            if img.width() == 0 || img.height() == 0 {
-                return Err(ComposeError::EmptyPhoto { meter, index });
-            }
-            let img = if img.dimensions() == size {
-                img
-            } else {
-                imageops::resize(&img, size.0, size.1, imageops::FilterType::Triangle)
-            };
-            by_label[usize::from(label.index())].push(img);
-        }
-        Ok(Self {
-            meter,
-            size,
-            by_label,
-        })
-    }
-
-    /// Bitmap-font rollers (`variants` slightly different renderings of each
-    /// of the 100 positions): a meter for tests that have no photos.
-    pub fn synthetic(size: (u32, u32), variants: usize, seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let photos: Vec<(Tenths, RgbImage)> = (0..Tenths::CLASSES as u8)
-            .flat_map(|i| (0..variants).map(move |_| i))
-            .map(|i| {
-                let style = DigitStyle {
-                    glyph_height: rng.gen_range(0.58..0.66),
-                    glyph_width: rng.gen_range(0.62..0.72),
-                    stroke: rng.gen_range(0.85..1.0),
-                    ..DigitStyle::default()
-                };
-                let t = Tenths::wrapping(i64::from(i));
-                (t, render_digit(t, size.0, size.1, &style))
-            })
-            .collect();
-        // Sizes match, photos are not empty: cannot fail.
-        Self::new("synthetic", size, photos).unwrap_or_else(|_| Self {
-            meter: "synthetic".into(),
-            size,
-            by_label: vec![Vec::new(); Tenths::CLASSES],
-        })
-    }
-
-    /// The meter the photos are of.
-    pub fn meter(&self) -> &str {
-        &self.meter
-    }
-
-    /// The photos' size (width, height).
-    pub fn size(&self) -> (u32, u32) {
-        self.size
-    }
-
-    /// Photos of this position.
-    pub fn photos(&self, at: Tenths) -> &[RgbImage] {
-        &self.by_label[usize::from(at.index())]
-    }
-
-    /// Number of photos.
-    pub fn len(&self) -> usize {
-        self.by_label.iter().map(Vec::len).sum()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn has(&self, at: Tenths) -> bool {
-        !self.photos(at).is_empty()
-    }
-
-    fn has_all(&self, counter: Counter, ticks: u64) -> bool {
-        counter.positions(ticks).into_iter().all(|t| self.has(t))
-    }
-}
 
 /// How many counters to compose and how.
 #[derive(Debug, Clone, PartialEq)]
@@ -287,7 +151,7 @@ impl Plan {
             let rollers = rng.gen_range(lo..=hi);
             let counter =
                 Counter::new(usize::from(rollers), 1).map_err(|e| ComposeError::TooFewLabels {
-                    meter: bank.meter.clone(),
+                    meter: bank.meter().to_owned(),
                     why: e.to_string(),
                 })?;
             let start = self.draw_value(bank, counter, &mut rng)?;
@@ -334,7 +198,7 @@ impl Plan {
             out.push(Stream {
                 kind,
                 counter,
-                layout: layout(rollers, bank.size),
+                layout: layout(rollers, bank.size()),
                 frames,
                 noise: self.noise,
             });
@@ -358,7 +222,7 @@ impl Plan {
             .filter(|d| bank.has(Tenths::wrapping(*d as i64 * 10)))
             .collect();
         let too_few = |why: &str| ComposeError::TooFewLabels {
-            meter: bank.meter.clone(),
+            meter: bank.meter().to_owned(),
             why: why.to_owned(),
         };
         if labels.is_empty() {
@@ -432,183 +296,13 @@ impl Plan {
     }
 }
 
-/// What reading one frame gave.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Outcome {
-    /// The value stored, in ticks; `None` when not stored.
-    pub stored: Option<u64>,
-    /// Whether it was unsure (else rejected, when not stored).
-    pub unsure: bool,
-    /// The reading assembled before any decision, in ticks.
-    pub raw: u64,
-}
-
-/// One frame handed to the reader.
-#[derive(Debug)]
-pub struct FrameToRead<'a> {
-    /// The stream's counter.
-    pub counter: Counter,
-    /// The stream's layout (digit boxes and marks).
-    pub layout: &'a MeterLayout,
-    /// Which stream (a new one needs a fresh state).
-    pub stream: usize,
-    /// Its place in the stream: 0 starts it.
-    pub index: usize,
-    /// The frame.
-    pub image: RgbImage,
-    /// When it was taken.
-    pub time: OffsetDateTime,
-}
-
-/// Counts of outcomes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Tally {
-    /// Frames read.
-    pub frames: usize,
-    /// Stored.
-    pub stored: usize,
-    /// Stored, but more than one tick from the truth.
-    pub stored_wrong: usize,
-    /// Unsure.
-    pub unsure: usize,
-    /// Rejected.
-    pub rejected: usize,
-    /// Assembled within one tick of the truth (before the decision).
-    pub raw_right: usize,
-}
-
-impl Tally {
-    /// Adds another tally.
-    pub fn add(&mut self, other: &Tally) {
-        self.frames += other.frames;
-        self.stored += other.stored;
-        self.stored_wrong += other.stored_wrong;
-        self.unsure += other.unsure;
-        self.rejected += other.rejected;
-        self.raw_right += other.raw_right;
-    }
-
-    /// Share of frames stored.
-    pub fn stored_share(&self) -> f64 {
-        self.stored as f64 / self.frames.max(1) as f64
-    }
-
-    /// Share of frames read right before the decision.
-    pub fn raw_right_share(&self) -> f64 {
-        self.raw_right as f64 / self.frames.max(1) as f64
-    }
-
-    fn count(&mut self, counter: Counter, truth: u64, o: &Outcome) {
-        let off = |v: u64| counter.forward(v, truth).min(counter.forward(truth, v));
-        self.frames += 1;
-        match o.stored {
-            Some(v) => {
-                self.stored += 1;
-                if off(v) > 1 {
-                    self.stored_wrong += 1;
-                }
-            }
-            None if o.unsure => self.unsure += 1,
-            None => self.rejected += 1,
-        }
-        if off(o.raw) <= 1 {
-            self.raw_right += 1;
-        }
-    }
-}
-
-/// A stored-but-wrong frame, for the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WrongFrame {
-    /// Single frame or history.
-    pub kind: StreamKind,
-    /// The stream.
-    pub stream: usize,
-    /// The frame's place in it.
-    pub index: usize,
-    /// The truth, as the counter shows it.
-    pub truth: String,
-    /// What was stored.
-    pub stored: String,
-}
-
-/// Tallies by meter and stream kind.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Report {
-    /// Per meter: single frames and histories.
-    pub meters: BTreeMap<String, BTreeMap<StreamKind, Tally>>,
-    /// Every meter together.
-    pub overall: BTreeMap<StreamKind, Tally>,
-    /// Every stored-but-wrong frame.
-    pub wrong: BTreeMap<String, Vec<WrongFrame>>,
-}
-
-impl Report {
-    /// Adds one meter's results.
-    pub fn add(&mut self, meter: &str, kind: StreamKind, tally: &Tally) {
-        self.meters
-            .entry(meter.to_owned())
-            .or_default()
-            .entry(kind)
-            .or_default()
-            .add(tally);
-        self.overall.entry(kind).or_default().add(tally);
-    }
-}
-
-/// Reads every frame of `streams` (composed from `bank`) in order with
-/// `read`, and adds the outcomes to `report` under the bank's meter. `read`
-/// must start a fresh state for frame 0 of each stream and keep it through
-/// the stream, as `meter run` keeps a meter's state.
-pub fn evaluate<E>(
-    bank: &CropBank,
-    streams: &[Stream],
-    report: &mut Report,
-    mut read: impl FnMut(FrameToRead<'_>) -> Result<Outcome, E>,
-) -> Result<(), E> {
-    let mut tallies: BTreeMap<StreamKind, Tally> = BTreeMap::new();
-    for (s, stream) in streams.iter().enumerate() {
-        for (i, spec) in stream.frames.iter().enumerate() {
-            let Some(image) = stream.render(bank, i) else {
-                continue;
-            };
-            let outcome = read(FrameToRead {
-                counter: stream.counter,
-                layout: &stream.layout,
-                stream: s,
-                index: i,
-                image,
-                time: spec.time,
-            })?;
-            let tally = tallies.entry(stream.kind).or_default();
-            let before = tally.stored_wrong;
-            tally.count(stream.counter, spec.ticks, &outcome);
-            if tally.stored_wrong > before {
-                report
-                    .wrong
-                    .entry(bank.meter.clone())
-                    .or_default()
-                    .push(WrongFrame {
-                        kind: stream.kind,
-                        stream: s,
-                        index: i,
-                        truth: stream.counter.format(spec.ticks),
-                        stored: stream.counter.format(outcome.stored.unwrap_or(0)),
-                    });
-            }
-        }
-    }
-    for (kind, t) in &tallies {
-        report.add(&bank.meter, *kind, t);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use image::imageops;
+
     use super::*;
 
-    fn small_plan() -> Plan {
+    pub(crate) fn small_plan() -> Plan {
         Plan {
             single_frames: 30,
             histories: 3,
@@ -701,43 +395,5 @@ mod tests {
         let none = CropBank::new("none", (24, 40), std::iter::empty()).unwrap();
         let err = small_plan().compose(&none).unwrap_err();
         assert!(err.to_string().contains("meter none"), "{err}");
-    }
-
-    #[test]
-    fn evaluation_tallies_against_the_truth() {
-        let bank = CropBank::synthetic((24, 40), 1, 3);
-        let streams = small_plan().compose(&bank).unwrap();
-        let mut report = Report::default();
-        // A reader that knows the truth but stores every third frame two
-        // ticks high, leaves every fifth unstored (every tenth unsure) and
-        // reads every fifth two ticks off.
-        let truth: Vec<Vec<u64>> = streams
-            .iter()
-            .map(|s| s.frames.iter().map(|f| f.ticks).collect())
-            .collect();
-        let mut seen = 0;
-        evaluate(&bank, &streams, &mut report, |f| {
-            seen += 1;
-            let t = truth[f.stream][f.index];
-            let m = f.counter.modulus();
-            Ok::<_, ()>(Outcome {
-                stored: (seen % 5 != 0).then_some((t + 2 * u64::from(seen % 3 == 0)) % m),
-                unsure: seen % 10 == 0,
-                raw: (t + 2 * u64::from(seen % 5 == 0)) % m,
-            })
-        })
-        .unwrap();
-        let all: Tally = report.overall.values().fold(Tally::default(), |mut a, t| {
-            a.add(t);
-            a
-        });
-        assert_eq!(all.frames, 90);
-        assert_eq!(all.stored, 72);
-        assert_eq!(all.stored_wrong, 24);
-        assert_eq!(report.wrong["synthetic"].len(), 24);
-        assert_eq!(all.unsure, 9);
-        assert_eq!(all.rejected, 9);
-        assert_eq!(all.raw_right, 72);
-        assert_eq!(report.meters["synthetic"].len(), 2);
     }
 }
