@@ -239,6 +239,7 @@ impl Meter {
             notify: Vec::new(),
             base_dir: dir.to_path_buf(),
             predict_deadline: defaults::PREDICT_DEADLINE,
+            serve: None,
         };
         let name = dir
             .file_name()
