@@ -8,7 +8,7 @@ use std::time::Instant;
 use meter_service::config::ResolvedConfig;
 use meter_service::registry::Score;
 use meter_service::retrain::{
-    retrain, version_name, ReplayCheck, RetrainOutcome, Settings, OWN_SHARE,
+    retrain, version_name, ReadingCheck, ReplayCheck, RetrainOutcome, Settings, OWN_SHARE,
 };
 
 use crate::Outcome;
@@ -98,16 +98,23 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         own_share: args.own_share,
     };
     let started = Instant::now();
-    let scores =
-        |parent: u32, current: &Score, candidate: &Score, general: &Option<ReplayCheck>| {
-            outln!("current   {}: {}", version_name(parent), current.describe());
-            outln!("candidate    : {}", candidate.describe());
-            if let Some(g) = general {
-                outln!("replay check, current  : {}", g.current.describe());
-                outln!("replay check, candidate: {}", g.candidate.describe());
-                outln!("replay check, paired   : {}", g.describe());
-            }
-        };
+    let scores = |parent: u32,
+                  current: &Score,
+                  candidate: &Score,
+                  general: &Option<ReplayCheck>,
+                  readings: &Option<ReadingCheck>| {
+        outln!("current   {}: {}", version_name(parent), current.describe());
+        outln!("candidate    : {}", candidate.describe());
+        if let Some(g) = general {
+            outln!("replay check, current  : {}", g.current.describe());
+            outln!("replay check, candidate: {}", g.candidate.describe());
+            outln!("replay check, paired   : {}", g.describe());
+        }
+        match readings {
+            Some(r) => outln!("reading check: {}", r.describe()),
+            None => outln!("reading check: the validation images cannot make a counter"),
+        }
+    };
     match retrain(&cfg, &settings, args.if_due)? {
         RetrainOutcome::NotDue(why) => {
             eprintln!("no retrain due ({why})");
@@ -118,17 +125,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             current,
             candidate,
             general,
+            readings,
         } => {
-            scores(parent, &current, &candidate, &general);
+            scores(parent, &current, &candidate, &general, &readings);
             let on_meter = !candidate.not_worse_than(&current);
+            let forgets = general.as_ref().is_some_and(|g| g.forgets());
+            let why = match readings.as_ref().and_then(|r| r.refusal()) {
+                _ if on_meter => "on the dataset's validation images".to_owned(),
+                _ if forgets => "on the replay check (it forgets other meters)".to_owned(),
+                Some(r) => format!("on readings: {r}"),
+                None => String::new(),
+            };
             outln!(
-                "refused: the candidate is worse than {} {}; keeping {}",
+                "refused: the candidate is worse than {} {why}; keeping {}",
                 version_name(parent),
-                match (on_meter, general.is_some()) {
-                    (true, _) => "on the dataset's validation images",
-                    (false, true) => "on the replay check (it forgets other meters)",
-                    (false, false) => "",
-                },
                 version_name(parent)
             );
             Ok(Outcome::NotStored)
@@ -140,8 +150,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             current,
             candidate,
             general,
+            readings,
         } => {
-            scores(parent, &current, &candidate, &general);
+            scores(parent, &current, &candidate, &general, &readings);
             outln!(
                 "promoted: v{version} ({}) is now current ({:.0} s); `meter model use {parent}` rolls back",
                 path.display(),

@@ -129,6 +129,11 @@ fn a_candidate_no_worse_is_promoted_listed_and_rolled_back() {
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("promoted: v1"), "{out}");
+    // The synthetic digits make counters: the reading-level check ran.
+    assert!(
+        out.contains("reading check: readings composed from the validation images"),
+        "{out}"
+    );
     assert!(dir.path().join("models/v0001.safetensors").is_file());
     let reg = registry(dir.path());
     assert_eq!(reg["current"], 1);

@@ -1,6 +1,8 @@
 //! The promotion gate's check on other meters: does a candidate read the
 //! images of meters it was not fine-tuned on worse than the current model?
 
+use meter_synth::Tally;
+
 use crate::registry::Score;
 
 /// Significance level of the forgetting check on images the current model
@@ -110,9 +112,96 @@ impl ReplayCheck {
     }
 }
 
+/// Both models on whole readings: counters composed from the user's
+/// validation images (as `meter eval --counters` composes them), single
+/// frames and histories together. What the user gets is readings, and a
+/// candidate can read digits no worse yet leave far more readings unsure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadingCheck {
+    /// The current model's tally.
+    pub current: Tally,
+    /// The candidate's tally.
+    pub candidate: Tally,
+}
+
+impl ReadingCheck {
+    /// Why the candidate is refused on readings, if it is: it stores a wrong
+    /// reading, or stores significantly fewer (more than two standard errors
+    /// of the difference of two shares below the current model's; frames of
+    /// one history are not independent, so this errs towards refusing).
+    pub fn refusal(&self) -> Option<String> {
+        let (cur, cand) = (&self.current, &self.candidate);
+        if cand.stored_wrong > 0 {
+            return Some(format!(
+                "it stores {} of {} composed readings wrong",
+                cand.stored_wrong, cand.frames
+            ));
+        }
+        let n = cur.frames.min(cand.frames).max(1) as f64;
+        let (a, b) = (cur.stored_share(), cand.stored_share());
+        let p = (a + b) / 2.0;
+        let margin = 2.0 * (2.0 * p * (1.0 - p) / n).sqrt();
+        (b < a - margin).then(|| {
+            format!(
+                "it stores {:.1}% of composed readings, the current model {:.1}% (allowed: {:.1} points less)",
+                100.0 * b,
+                100.0 * a,
+                100.0 * margin
+            )
+        })
+    }
+
+    /// Both tallies on one line.
+    pub fn describe(&self) -> String {
+        let one = |t: &Tally| {
+            format!(
+                "{:.1}% stored, {} wrong",
+                100.0 * t.stored_share(),
+                t.stored_wrong
+            )
+        };
+        format!(
+            "readings composed from the validation images ({} frames): current {}, candidate {}",
+            self.current.frames,
+            one(&self.current),
+            one(&self.candidate)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tally(frames: usize, stored: usize, stored_wrong: usize) -> Tally {
+        Tally {
+            frames,
+            stored,
+            stored_wrong,
+            ..Tally::default()
+        }
+    }
+
+    #[test]
+    fn readings_refuse_a_wrong_store_and_a_significant_loss_only() {
+        let check = |cur, cand| ReadingCheck {
+            current: cur,
+            candidate: cand,
+        };
+        let r = check(tally(700, 350, 0), tally(700, 350, 1)).refusal();
+        assert!(r.unwrap().contains("1 of 700 composed readings wrong"));
+        // The adaptation measured on emeter1: 68% -> 36.5% stored.
+        assert!(check(tally(700, 476, 0), tally(700, 255, 0))
+            .refusal()
+            .is_some());
+        // Within noise, and better, are promoted.
+        assert!(check(tally(700, 350, 0), tally(700, 340, 0))
+            .refusal()
+            .is_none());
+        assert!(check(tally(700, 350, 2), tally(700, 500, 0))
+            .refusal()
+            .is_none());
+    }
 
     #[test]
     fn sign_test_p_values() {

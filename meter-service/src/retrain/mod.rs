@@ -7,7 +7,10 @@
 //! on the same footing and never train on their judge. The candidate and the
 //! current model are both evaluated on it; the candidate becomes the next
 //! numbered version only if it is no worse on exact, within-0.1 and settled
-//! accuracy. Otherwise the numbers are printed and the exit code is 2.
+//! accuracy, and on whole readings composed from those images (as `meter
+//! eval --counters` composes them) it stores none wrong and not
+//! significantly fewer ([`ReadingCheck`]). Otherwise the numbers are printed
+//! and the exit code is 2.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,7 +27,7 @@ mod blend;
 mod gate;
 
 pub use blend::blend;
-pub use gate::{Paired, ReplayCheck, FORGET_P, UNSEEN_MARGIN};
+pub use gate::{Paired, ReadingCheck, ReplayCheck, FORGET_P, UNSEEN_MARGIN};
 
 /// One image in this many is validation.
 const VALIDATION_EVERY: u64 = 5;
@@ -156,6 +159,9 @@ pub enum RetrainOutcome {
         candidate: Score,
         /// Both models on held-back replay images, with --replay.
         general: Option<ReplayCheck>,
+        /// Both models on readings composed from the validation images
+        /// (`None`: they cannot make a counter).
+        readings: Option<ReadingCheck>,
     },
     /// The candidate was worse: nothing changed.
     Refused {
@@ -167,6 +173,9 @@ pub enum RetrainOutcome {
         candidate: Score,
         /// Both models on held-back replay images, with --replay.
         general: Option<ReplayCheck>,
+        /// Both models on readings composed from the validation images
+        /// (`None`: they cannot make a counter).
+        readings: Option<ReadingCheck>,
     },
 }
 
@@ -324,8 +333,10 @@ pub fn retrain(
         .as_ref()
         .map(|c| replay_check(&candidate, c))
         .transpose()?;
-    let promote =
-        cand_score.not_worse_than(&cur_score) && general.as_ref().is_none_or(|g| !g.forgets());
+    let readings = reading_check(&current, &candidate, &val)?;
+    let promote = cand_score.not_worse_than(&cur_score)
+        && general.as_ref().is_none_or(|g| !g.forgets())
+        && readings.as_ref().is_none_or(|r| r.refusal().is_none());
     reg.last_attempt = Some(Attempt {
         time: now,
         dataset_images,
@@ -338,6 +349,7 @@ pub fn retrain(
             current: cur_score,
             candidate: cand_score,
             general,
+            readings,
         });
     }
     let n = reg.next_version();
@@ -366,6 +378,46 @@ pub fn retrain(
         current: cur_score,
         candidate: cand_score,
         general,
+        readings,
+    })
+}
+
+/// Both models on counters composed from the validation images, or `None`
+/// when those images cannot make a counter (no settled digit).
+fn reading_check(
+    current: &DigitModel,
+    candidate: &DigitModel,
+    val: &Dataset,
+) -> anyhow::Result<Option<ReadingCheck>> {
+    use crate::counters::{evaluate_counters, CounterEval, Plan, StreamKind};
+    // 200 frames a model: a retrain's few seconds, enough to see a candidate
+    // that stores wrong readings or leaves a third more unsure.
+    let options = CounterEval {
+        plan: Plan {
+            single_frames: 100,
+            histories: 5,
+            history_len: 20,
+            ..Plan::default()
+        },
+        ..CounterEval::default()
+    };
+    let tally = |m: &DigitModel| -> anyhow::Result<Option<meter_synth::Tally>> {
+        match evaluate_counters(m, val, &[], &options) {
+            Ok(r) => {
+                let mut t = r.total(StreamKind::Single);
+                t.add(&r.total(StreamKind::History));
+                Ok(Some(t))
+            }
+            Err(e) if e.chain().any(|c| c.is::<meter_synth::ComposeError>()) => {
+                log::info!("no reading-level check: {e:#}");
+                Ok(None)
+            }
+            Err(e) => Err(e.context("the reading-level check")),
+        }
+    };
+    Ok(match (tally(current)?, tally(candidate)?) {
+        (Some(current), Some(candidate)) => Some(ReadingCheck { current, candidate }),
+        _ => None,
     })
 }
 

@@ -33,12 +33,18 @@ pub(super) fn retrain_loop(
                 parent,
                 current,
                 candidate,
+                readings,
                 ..
             }) => log::info!(
-                "retrain decision=refused kept=v{parent} current_exact={:.4} candidate_exact={:.4} n={}",
+                "retrain decision=refused kept=v{parent} current_exact={:.4} candidate_exact={:.4} n={}{}",
                 current.exact,
                 candidate.exact,
-                candidate.n
+                candidate.n,
+                readings
+                    .as_ref()
+                    .and_then(|r| r.refusal())
+                    .map(|why| format!(" readings={why:?}"))
+                    .unwrap_or_default()
             ),
             Ok(RetrainOutcome::Promoted {
                 version,
