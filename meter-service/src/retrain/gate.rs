@@ -112,6 +112,10 @@ impl ReplayCheck {
     }
 }
 
+/// Largest loss of stored readings (a share of the composed frames) the
+/// reading-level check lets through.
+pub const READINGS_MARGIN: f64 = 0.02;
+
 /// Both models on whole readings: counters composed from the user's
 /// validation images (as `meter eval --counters` composes them), single
 /// frames and histories together. What the user gets is readings, and a
@@ -126,9 +130,9 @@ pub struct ReadingCheck {
 
 impl ReadingCheck {
     /// Why the candidate is refused on readings, if it is: it stores a wrong
-    /// reading, or stores significantly fewer (more than two standard errors
-    /// of the difference of two shares below the current model's; frames of
-    /// one history are not independent, so this errs towards refusing).
+    /// reading, or stores more than [`READINGS_MARGIN`] fewer. Both models
+    /// read the very same composed frames, so the comparison is paired and
+    /// the margin only absorbs frames near the threshold flipping either way.
     pub fn refusal(&self) -> Option<String> {
         let (cur, cand) = (&self.current, &self.candidate);
         if cand.stored_wrong > 0 {
@@ -137,16 +141,13 @@ impl ReadingCheck {
                 cand.stored_wrong, cand.frames
             ));
         }
-        let n = cur.frames.min(cand.frames).max(1) as f64;
         let (a, b) = (cur.stored_share(), cand.stored_share());
-        let p = (a + b) / 2.0;
-        let margin = 2.0 * (2.0 * p * (1.0 - p) / n).sqrt();
-        (b < a - margin).then(|| {
+        (b < a - READINGS_MARGIN).then(|| {
             format!(
-                "it stores {:.1}% of composed readings, the current model {:.1}% (allowed: {:.1} points less)",
+                "it stores {:.1}% of composed readings, the current model {:.1}% (allowed: {:.0} points less)",
                 100.0 * b,
                 100.0 * a,
-                100.0 * margin
+                100.0 * READINGS_MARGIN
             )
         })
     }
@@ -194,7 +195,11 @@ mod tests {
         assert!(check(tally(700, 476, 0), tally(700, 255, 0))
             .refusal()
             .is_some());
-        // Within noise, and better, are promoted.
+        // What `scripts/adapt.sh` measured on emeter1: 84.0% -> 76.7%.
+        assert!(check(tally(163, 137, 0), tally(163, 125, 0))
+            .refusal()
+            .is_some());
+        // Within the margin, and better, are promoted.
         assert!(check(tally(700, 350, 0), tally(700, 340, 0))
             .refusal()
             .is_none());
