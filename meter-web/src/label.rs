@@ -36,15 +36,8 @@ fn ensure(app: &App) -> Result<std::sync::MutexGuard<'_, Option<Labeller>>, Resp
         let mut list = items::from_unsure(&cfg.unsure_dir, None, &mut |w| warnings.push(w))
             .map_err(internal)?;
         items::add_guesses(&mut list, &model).map_err(internal)?;
-        let session = Session::new(
-            list,
-            SessionOptions {
-                dataset_dir: cfg.dataset_dir.clone(),
-                journal: cfg.state_dir.join("classify.journal"),
-                revisit_skipped: false,
-            },
-        )
-        .map_err(internal)?;
+        let session =
+            Session::new(list, SessionOptions::for_config(&cfg, false)).map_err(internal)?;
         *guard = Some(Labeller { session, warnings });
     }
     Ok(guard)

@@ -80,11 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     } else {
         (100, 30)
     };
-    let opts = SessionOptions {
-        dataset_dir: cfg.dataset_dir.clone(),
-        journal: cfg.state_dir.join("classify.journal"),
-        revisit_skipped: args.revisit_skipped,
-    };
+    let opts = SessionOptions::for_config(&cfg, args.revisit_skipped);
     let session = Session::new(list, opts)?;
     if session.is_empty() {
         drop(session);

@@ -126,16 +126,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             candidate,
             general,
             readings,
+            why,
         } => {
             scores(parent, &current, &candidate, &general, &readings);
-            let on_meter = !candidate.not_worse_than(&current);
-            let forgets = general.as_ref().is_some_and(|g| g.forgets());
-            let why = match readings.as_ref().and_then(|r| r.refusal()) {
-                _ if on_meter => "on the dataset's validation images".to_owned(),
-                _ if forgets => "on the replay check (it forgets other meters)".to_owned(),
-                Some(r) => format!("on readings: {r}"),
-                None => String::new(),
-            };
             outln!(
                 "refused: the candidate is worse than {} {why}; keeping {}",
                 version_name(parent),

@@ -32,6 +32,7 @@ use anyhow::Context;
 use image::RgbImage;
 use meter_core::{DigitPrediction, Tenths};
 
+use crate::config::ResolvedConfig;
 use crate::files::{dataset_index, move_file, png_bytes, write_atomic};
 
 /// One key press.
@@ -125,6 +126,18 @@ pub struct SessionOptions {
     pub journal: PathBuf,
     /// Ask again the images skipped in earlier sessions.
     pub revisit_skipped: bool,
+}
+
+impl SessionOptions {
+    /// The config's dataset folder and the labelling journal in its
+    /// `state_dir`, shared by every labeller (terminal and browser).
+    pub fn for_config(cfg: &ResolvedConfig, revisit_skipped: bool) -> Self {
+        Self {
+            dataset_dir: cfg.dataset_dir.clone(),
+            journal: cfg.state_dir.join("classify.journal"),
+            revisit_skipped,
+        }
+    }
 }
 
 /// What a session did.

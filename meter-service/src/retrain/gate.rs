@@ -1,8 +1,7 @@
 //! The promotion gate's check on other meters: does a candidate read the
 //! images of meters it was not fine-tuned on worse than the current model?
 
-use meter_synth::Tally;
-
+use crate::counters::Tally;
 use crate::registry::Score;
 
 /// Significance level of the forgetting check on images the current model

@@ -176,6 +176,8 @@ pub enum RetrainOutcome {
         /// Both models on readings composed from the validation images
         /// (`None`: they cannot make a counter).
         readings: Option<ReadingCheck>,
+        /// Which check refused it, in words (`on readings: ...`).
+        why: String,
     },
 }
 
@@ -334,15 +336,14 @@ pub fn retrain(
         .map(|c| replay_check(&candidate, c))
         .transpose()?;
     let readings = reading_check(&current, &candidate, &val)?;
-    let promote = cand_score.not_worse_than(&cur_score)
-        && general.as_ref().is_none_or(|g| !g.forgets())
-        && readings.as_ref().is_none_or(|r| r.refusal().is_none());
+    let why = refusal(&cur_score, &cand_score, general.as_ref(), readings.as_ref());
+    let promote = why.is_none();
     reg.last_attempt = Some(Attempt {
         time: now,
         dataset_images,
         promoted: promote,
     });
-    if !promote {
+    if let Some(why) = why {
         reg.save(&cfg.models_dir)?;
         return Ok(RetrainOutcome::Refused {
             parent,
@@ -350,6 +351,7 @@ pub fn retrain(
             candidate: cand_score,
             general,
             readings,
+            why,
         });
     }
     let n = reg.next_version();
@@ -382,6 +384,25 @@ pub fn retrain(
     })
 }
 
+/// Which of the gate's checks refuses the candidate, in words; `None`:
+/// promote it.
+fn refusal(
+    current: &Score,
+    candidate: &Score,
+    general: Option<&ReplayCheck>,
+    readings: Option<&ReadingCheck>,
+) -> Option<String> {
+    if !candidate.not_worse_than(current) {
+        return Some("on the dataset's validation images".to_owned());
+    }
+    if general.is_some_and(ReplayCheck::forgets) {
+        return Some("on the replay check (it forgets other meters)".to_owned());
+    }
+    readings
+        .and_then(ReadingCheck::refusal)
+        .map(|r| format!("on readings: {r}"))
+}
+
 /// Both models on counters composed from the validation images, or `None`
 /// when those images cannot make a counter (no settled digit).
 fn reading_check(
@@ -401,7 +422,7 @@ fn reading_check(
         },
         ..CounterEval::default()
     };
-    let tally = |m: &DigitModel| -> anyhow::Result<Option<meter_synth::Tally>> {
+    let tally = |m: &DigitModel| -> anyhow::Result<Option<crate::counters::Tally>> {
         match evaluate_counters(m, val, &[], &options) {
             Ok(r) => {
                 let mut t = r.total(StreamKind::Single);

@@ -33,18 +33,13 @@ pub(super) fn retrain_loop(
                 parent,
                 current,
                 candidate,
-                readings,
+                why,
                 ..
             }) => log::info!(
-                "retrain decision=refused kept=v{parent} current_exact={:.4} candidate_exact={:.4} n={}{}",
+                "retrain decision=refused kept=v{parent} current_exact={:.4} candidate_exact={:.4} n={} why={why:?}",
                 current.exact,
                 candidate.exact,
-                candidate.n,
-                readings
-                    .as_ref()
-                    .and_then(|r| r.refusal())
-                    .map(|why| format!(" readings={why:?}"))
-                    .unwrap_or_default()
+                candidate.n
             ),
             Ok(RetrainOutcome::Promoted {
                 version,

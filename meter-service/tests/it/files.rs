@@ -34,15 +34,7 @@ fn a_digit_the_reader_filed_is_not_filed_again_by_the_labeller() {
     // Digits that did not move show the same picture in both frames.
     let unique: std::collections::HashSet<u64> = list.iter().map(|i| i.hash).collect();
     let total = unique.len();
-    let session = Session::new(
-        list,
-        SessionOptions {
-            dataset_dir: cfg.dataset_dir.clone(),
-            journal: cfg.state_dir.join("classify.journal"),
-            revisit_skipped: false,
-        },
-    )
-    .unwrap();
+    let session = Session::new(list, SessionOptions::for_config(&cfg, false)).unwrap();
     assert_eq!(
         session.len(),
         total - self_filed.len(),
