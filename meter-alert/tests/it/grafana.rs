@@ -446,6 +446,16 @@ fn every_rule_fires_for_its_meter_on_real_influxd() {
         ));
         now = time::OffsetDateTime::now_utc().unix_timestamp();
     }
+    if now.rem_euclid(HOUR) > HOUR - MIN {
+        // "dripping" ticks 30 s past now's minute of every hour.
+        std::thread::sleep(std::time::Duration::from_secs(MIN as u64 + 1));
+        now = time::OffsetDateTime::now_utc().unix_timestamp();
+    }
+    // dripping: 1 litre an hour, each litre at now's minute of the hour and
+    // 30 s, so the hour before now's hour holds its litre after the moment
+    // `now - 1h`; a rule that cut that hour at `now - 1h` sees no use in it.
+    let tick = now.rem_euclid(HOUR) + 30;
+    let ticks = |t: i64| (t - tick).div_euclid(HOUR);
     server.create_database("meters");
     let mut sink = InfluxSink::v1(&server.url(), "meters").build().unwrap();
     let mut records = Vec::new();
@@ -465,6 +475,11 @@ fn every_rule_fires_for_its_meter_on_real_influxd() {
             "leaky",
             t,
             ((50.0 + 0.002 * hours) * 1000.0).round() / 1000.0,
+        ));
+        records.push(reading(
+            "dripping",
+            t,
+            (20_000 + ticks(t) - ticks(start)) as f64 / 1000.0,
         ));
         // heavy: 20 at once, today.
         let jump = if t >= midnight + (now - midnight) / 2 {
@@ -492,7 +507,7 @@ fn every_rule_fires_for_its_meter_on_real_influxd() {
     }
     let expected: BTreeMap<&str, &[&str]> = BTreeMap::from([
         ("meter-daily-max", &["heavy"][..]),
-        ("meter-continuous-flow", &["leaky"][..]),
+        ("meter-continuous-flow", &["dripping", "leaky"][..]),
         ("meter-refusal-streak", &["refused"][..]),
         ("meter-silent", &["silent"][..]),
         ("meter-camera-silent", &["blind"][..]),
