@@ -497,6 +497,13 @@ pub fn train(
     }
     let (_, best_epoch, weights) = best.expect("at least one epoch ran");
     let mut meta = ModelMetadata::new(arch.clone());
+    if let Some((init, _)) = &cfg.init {
+        // Without validation images to refit it on, a fine-tune keeps the
+        // initial model's calibration: at the default 1.0 a candidate from
+        // a model calibrated at 0.7 was less sure of everything, and the
+        // reading gate refused it for storing fewer readings.
+        meta.temperature = init.metadata().temperature;
+    }
     let plain = DigitModel::from_parts(meta.clone(), weights.clone());
     let validation = if val_set.is_empty() {
         None

@@ -171,6 +171,32 @@ fn fine_tuning_starts_from_the_initial_model() {
     );
 }
 
+/// Regression: a fine-tune without validation images (as `meter retrain`
+/// runs it) came out at temperature 1.0 whatever the initial model's, so a
+/// candidate from the shipped model (0.7) was less sure of every digit.
+#[test]
+fn fine_tuning_without_validation_keeps_the_initial_calibration() {
+    let data = synthetic();
+    let base = train(&data, &quick_config().epochs(2).build().unwrap(), &mut |_| {})
+        .expect("trains")
+        .model;
+    let mut meta = base.metadata().clone();
+    meta.temperature = 0.7;
+    let base = base.with_metadata(meta).unwrap();
+    let tuned = train(
+        &data,
+        &quick_config()
+            .epochs(1)
+            .validation_fraction(0.0)
+            .init(base, "base")
+            .build()
+            .unwrap(),
+        &mut |_| {},
+    )
+    .expect("fine-tunes");
+    assert_eq!(tuned.model.metadata().temperature, 0.7);
+}
+
 #[test]
 fn invalid_settings_are_rejected() {
     assert!(TrainConfig::builder().epochs(0).build().is_err());
