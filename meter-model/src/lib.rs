@@ -45,7 +45,8 @@ pub use model::{
 };
 pub use preprocess::{fit_to_input, picture_change, UNCHANGED_BELOW};
 pub use train::{
-    split, train, EpochStats, TrainConfig, TrainConfigBuilder, TrainEvent, TrainOutcome,
+    fit_temperature, split, train, EpochStats, TrainConfig, TrainConfigBuilder, TrainEvent,
+    TrainOutcome,
 };
 
 /// Number of classes: tenths 0.0 ..= 9.9.

@@ -623,8 +623,9 @@ fn weights_from(
     Ok(Weights(map))
 }
 
-/// The softmax temperature minimising the validation log-loss (grid search).
-fn fit_temperature(model: &DigitModel, val: &Dataset) -> Result<f32, ModelError> {
+/// The softmax temperature minimising the log-loss on `val` (grid search
+/// over 0.25 ..= 3.0): the calibration of `model` on those images.
+pub fn fit_temperature(model: &DigitModel, val: &Dataset) -> Result<f32, ModelError> {
     let mut logits = Vec::with_capacity(val.len() * CLASSES);
     for chunk in val.samples.chunks(64) {
         let imgs: Vec<_> = chunk.iter().map(|s| s.image.clone()).collect();

@@ -273,6 +273,7 @@ pub fn retrain_start(app: &App) -> Answer {
             }
             let (state, message) = match outcome {
                 Ok(RetrainOutcome::Promoted {
+                    made,
                     version,
                     parent,
                     current,
@@ -281,12 +282,13 @@ pub fn retrain_start(app: &App) -> Answer {
                 }) => (
                     "promoted",
                     format!(
-                        "promoted v{version}: {} (v{parent}: {})",
+                        "promoted v{version}, {made}: {} (v{parent}: {})",
                         candidate.describe(),
                         current.describe()
                     ),
                 ),
                 Ok(RetrainOutcome::Refused {
+                    made,
                     parent,
                     current,
                     candidate,
@@ -294,7 +296,7 @@ pub fn retrain_start(app: &App) -> Answer {
                 }) => (
                     "refused",
                     format!(
-                        "refused, v{parent} kept: candidate {} vs {}",
+                        "refused, v{parent} kept: candidate ({made}) {} vs {}",
                         candidate.describe(),
                         current.describe()
                     ),

@@ -121,6 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Ok(Outcome::Done)
         }
         RetrainOutcome::Refused {
+            made,
             parent,
             current,
             candidate,
@@ -128,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             readings,
             why,
         } => {
+            outln!("candidate: {made}");
             scores(parent, &current, &candidate, &general, &readings);
             outln!(
                 "refused: the candidate is worse than {} {why}; keeping {}",
@@ -137,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             Ok(Outcome::NotStored)
         }
         RetrainOutcome::Promoted {
+            made,
             version,
             path,
             parent,
@@ -145,6 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             general,
             readings,
         } => {
+            outln!("candidate: {made}");
             scores(parent, &current, &candidate, &general, &readings);
             outln!(
                 "promoted: v{version} ({}) is now current ({:.0} s); `meter model use {parent}` rolls back",

@@ -108,7 +108,7 @@ fn a_worse_candidate_is_refused_with_the_numbers() {
         let after = l.split("exact").nth(1).unwrap().trim_start();
         after.split('%').next().unwrap().trim().parse().unwrap()
     };
-    let (cur, cand) = (exact(&line("current")), exact(&line("candidate")));
+    let (cur, cand) = (exact(&line("current")), exact(&line("candidate    :")));
     assert!(cand < cur, "candidate {cand} vs current {cur}: {out}");
     // Nothing promoted; the attempt is remembered as refused.
     let reg = registry(dir.path());
@@ -196,6 +196,11 @@ fn retrain_fine_tunes_and_runs_only_when_due() {
     DigitModel::load(&kept).expect("the kept candidate loads");
     assert!(out.contains("current   v0 (base model): exact"), "{out}");
     assert!(out.contains("candidate    : exact"), "{out}");
+    // 32 training images: too few to refit the temperature on.
+    assert!(
+        out.contains("candidate: fine-tuned (blend ") && out.contains("temperature 0.70\n"),
+        "{out}"
+    );
     let reg = registry(dir.path());
     assert_eq!(reg["last_attempt"]["dataset_images"], 40);
     // With replay images: a fifth of them is held back as a forgetting check.

@@ -30,18 +30,20 @@ pub(super) fn retrain_loop(
             // Checked every few minutes: not worth a line at info level.
             Ok(RetrainOutcome::NotDue(why)) => log::debug!("retrain decision=not_due why={why:?}"),
             Ok(RetrainOutcome::Refused {
+                made,
                 parent,
                 current,
                 candidate,
                 why,
                 ..
             }) => log::info!(
-                "retrain decision=refused kept=v{parent} current_exact={:.4} candidate_exact={:.4} n={} why={why:?}",
+                "retrain decision=refused kept=v{parent} made={made:?} current_exact={:.4} candidate_exact={:.4} n={} why={why:?}",
                 current.exact,
                 candidate.exact,
                 candidate.n
             ),
             Ok(RetrainOutcome::Promoted {
+                made,
                 version,
                 path,
                 parent,
@@ -50,7 +52,7 @@ pub(super) fn retrain_loop(
                 ..
             }) => {
                 log::info!(
-                    "retrain decision=promoted version=v{version} parent=v{parent} current_exact={:.4} candidate_exact={:.4} n={}",
+                    "retrain decision=promoted version=v{version} parent=v{parent} made={made:?} current_exact={:.4} candidate_exact={:.4} n={}",
                     current.exact,
                     candidate.exact,
                     candidate.n
