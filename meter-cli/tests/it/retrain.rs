@@ -165,6 +165,43 @@ fn a_candidate_no_worse_is_promoted_listed_and_rolled_back() {
     );
 }
 
+/// A current model that stores the dataset's own composed readings wrong is
+/// reported, whatever becomes of the candidate.
+#[test]
+fn a_current_model_storing_wrong_readings_is_reported() {
+    let (dir, config) = user(6);
+    let bad = dir.path().join("bad.safetensors");
+    tuned_model(&dir.path().join("dataset"), 3, &bad);
+    // Sure of its wrong readings.
+    let model = DigitModel::load(&bad).unwrap();
+    let mut meta = model.metadata().clone();
+    meta.temperature = 0.1;
+    model.with_metadata(meta).unwrap().save(&bad).unwrap();
+    use_model(&config, &bad);
+    let good = dir.path().join("good.safetensors");
+    tuned_model(&dir.path().join("dataset"), 0, &good);
+    let o = run(&["retrain", "--config", s(&config), "--candidate", s(&good)]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(matches!(o.status.code(), Some(0 | 2)), "{out}\n{err}");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("readings composed from the dataset's validation digits wrong"))
+        .unwrap_or_else(|| panic!("no warning in {err}\n{out}"));
+    assert!(
+        warning.contains("v0 (base model) stores") && warning.contains("meter classify"),
+        "{warning}"
+    );
+    // The good model reads them right: no warning once it is current.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(s(&bad), s(&good))).unwrap();
+    let o = run(&["retrain", "--config", s(&config), "--candidate", s(&good)]);
+    assert!(
+        !stderr(&o).contains("validation digits wrong"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn retrain_fine_tunes_and_runs_only_when_due() {
     let (dir, config) = user(4);

@@ -382,6 +382,17 @@ pub fn retrain(
         .map(|c| replay_check(&candidate, c))
         .transpose()?;
     let readings = reading_check(&current, &candidate, &val)?;
+    if let Some(r) = readings.as_ref().filter(|r| r.current.stored_wrong > 0) {
+        // The current model is misreading this dataset's meter surely: the
+        // user should know whatever the candidate's fate.
+        log::warn!(
+            "{} stores {} of {} readings composed from the dataset's validation digits wrong: \
+             label more of this meter's digits (`meter classify`) or raise its min_confidence",
+            version_name(parent),
+            r.current.stored_wrong,
+            r.current.frames
+        );
+    }
     let why = refusal(&cur_score, &cand_score, general.as_ref(), readings.as_ref());
     let promote = why.is_none();
     reg.last_attempt = Some(Attempt {
