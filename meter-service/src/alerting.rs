@@ -196,7 +196,7 @@ impl BotBackend for Backend {
     }
 
     fn last_frame(&self, meter: &str) -> Option<Vec<u8>> {
-        let last = self.live.get(meter)?.last?;
+        let last = self.live.get(meter)?.last.filter(|r| !r.jpeg.is_empty())?;
         let g = self.geometry(meter)?;
         let drawn = crate::overlay::of_reading(&last, g).and_then(|img| crate::overlay::jpeg(&img));
         match drawn {

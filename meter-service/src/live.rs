@@ -13,7 +13,9 @@ use crate::report::Status;
 /// One meter's latest news.
 #[derive(Debug, Clone, Default)]
 pub struct MeterLive {
-    /// The last reading (stored or not), with its frame.
+    /// The last reading (stored or not), with its frame and digit images;
+    /// both empty where the [`Live`] keeps no frames
+    /// ([`Live::without_frames`]).
     pub last: Option<Arc<ReadingEvent>>,
     /// When a frame was last read.
     pub last_frame: Option<OffsetDateTime>,
@@ -31,14 +33,24 @@ pub struct MeterLive {
     pub last_move: Option<Arc<CameraMovedEvent>>,
 }
 
-/// Every meter's [`MeterLive`], shared.
-#[derive(Debug, Default)]
+/// Every meter's [`MeterLive`], shared. Holds at most one frame per meter,
+/// the last one.
+#[derive(Debug)]
 pub struct Live {
     meters: RwLock<BTreeMap<String, MeterLive>>,
+    /// Whether the last reading keeps its frame and digit images.
+    frames: bool,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self::new([])
+    }
 }
 
 impl Live {
-    /// Nothing seen yet of `meters`.
+    /// Nothing seen yet of `meters`; keeps each one's last frame (for the
+    /// web page and the Telegram bot).
     pub fn new<'a>(meters: impl IntoIterator<Item = &'a str>) -> Self {
         Self {
             meters: RwLock::new(
@@ -47,7 +59,23 @@ impl Live {
                     .map(|m| (m.to_owned(), MeterLive::default()))
                     .collect(),
             ),
+            frames: true,
         }
+    }
+
+    /// Like [`new`](Self::new), but the last reading is kept without its
+    /// frame and digit images (about 60 KB a meter): for a process that
+    /// shows no frames.
+    pub fn without_frames<'a>(meters: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            frames: false,
+            ..Self::new(meters)
+        }
+    }
+
+    /// Whether the last readings keep their frames.
+    pub fn keeps_frames(&self) -> bool {
+        self.frames
     }
 
     /// Takes in one event.
@@ -68,7 +96,15 @@ impl Live {
                     }
                 }
                 m.last_error = None;
-                m.last = Some(r.clone());
+                m.last = Some(if self.frames {
+                    r.clone()
+                } else {
+                    Arc::new(ReadingEvent {
+                        jpeg: Arc::from([]),
+                        crops: Arc::default(),
+                        ..ReadingEvent::clone(r)
+                    })
+                });
             }
             Event::Error(e) => {
                 if let Some(name) = &e.meter {

@@ -76,5 +76,6 @@ pub fn source_options(cfg: &ResolvedConfig, stop: &StopSignal) -> SourceOptions 
     SourceOptions {
         rejected_dir: Some(cfg.rejected_dir.clone()),
         stop: stop.clone(),
+        frame_interval: None,
     }
 }

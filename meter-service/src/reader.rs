@@ -40,8 +40,9 @@ pub struct Taken {
     pub origin: String,
     /// How it was aligned.
     pub alignment: Alignment,
-    /// The digit images read.
-    pub crops: Vec<RgbImage>,
+    /// The digit images read (shared with the reading's event and, when
+    /// stored, with the reader's copy for the next decision).
+    pub crops: Arc<Vec<RgbImage>>,
     /// How the frame was aligned (and whether the camera moved).
     pub tracking: Tracking,
     /// The meter's health once this reading is committed.
@@ -262,7 +263,7 @@ impl MeterReader {
             jpeg: frame.jpeg,
             origin: frame.origin,
             alignment: processed.alignment,
-            crops: processed.digits,
+            crops: Arc::new(processed.digits),
             tracking: processed.tracking,
             health,
         })
@@ -389,7 +390,7 @@ fn report(
 #[derive(Debug, Clone)]
 struct StoredCrops {
     ticks: u64,
-    crops: Vec<RgbImage>,
+    crops: Arc<Vec<RgbImage>>,
 }
 
 impl StoredCrops {
@@ -439,7 +440,10 @@ impl StoredCrops {
         let crops = (0..n)
             .map(|i| image::imageops::crop_imm(&strip, i * width, 0, width, h).to_image())
             .collect();
-        Some(Self { ticks, crops })
+        Some(Self {
+            ticks,
+            crops: Arc::new(crops),
+        })
     }
 
     fn save(&self, state_dir: &Path, name: &str) -> anyhow::Result<()> {

@@ -97,7 +97,7 @@ impl Store {
             jpeg: taken.jpeg.into(),
             origin: taken.origin,
             alignment: taken.alignment,
-            crops: Arc::new(taken.crops),
+            crops: taken.crops,
             tracking: taken.tracking,
         })));
         Ok(report)

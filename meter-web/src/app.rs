@@ -220,7 +220,9 @@ impl App {
 
     fn frame(&self, m: &MeterConfig) -> Answer {
         let live = self.live_of(&m.name);
-        let Some(ev) = live.last else {
+        // A live view without frames (a service that serves no page) has
+        // readings but no pictures.
+        let Some(ev) = live.last.filter(|ev| !ev.jpeg.is_empty()) else {
             return Err(Resp::not_found(&format!(
                 "a frame of meter {}: no reading yet{}",
                 m.name,

@@ -55,7 +55,7 @@ fn frame(app: &App, m: &MeterConfig, fresh: bool) -> Result<Arc<EditorFrame>, Re
     }
     let cfg = app.cfg();
     let live = app.live_of(&m.name);
-    let f = match live.last.filter(|_| !fresh) {
+    let f = match live.last.filter(|ev| !fresh && !ev.jpeg.is_empty()) {
         Some(ev) => {
             let image =
                 meter_vision::decode_jpeg(&ev.jpeg, &ev.origin).map_err(|e| internal(e.into()))?;

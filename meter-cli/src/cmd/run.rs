@@ -69,6 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--workers must be at least 1");
     }
     let cfg_for_web = cfg.clone();
+    // One page per config: the first shard serves it.
+    let serves = cfg.serve.is_some() && args.shard.is_none_or(|s| s.index == 1);
     let service = Service::new(
         cfg,
         RunOptions {
@@ -76,13 +78,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             duration,
             shard: args.shard,
             workers: args.workers,
+            live_without_frames: !serves,
         },
     )?;
     service.subscribe(Box::new(Printer { json: args.json }))?;
     // The web page, when the config has a [serve] table: it reads the live
-    // view the service keeps anyway, so serving costs the readings nothing.
-    // One page per config: the first shard serves it.
-    let serves = args.shard.is_none_or(|s| s.index == 1);
+    // view the service keeps anyway (with each meter's last frame only
+    // when served), so serving costs the readings nothing.
     let web = match cfg_for_web.serve.as_ref().filter(|_| serves) {
         Some(serve) => {
             let server = meter_web::Server::start(

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use crossbeam_channel::{Receiver, Sender};
 use meter_sink::mqtt::{MqttCommand, MqttHandle};
-use meter_vision::{FrameSource, StopSignal, VisionError};
+use meter_vision::{FrameSource, SourceOptions, StopSignal, VisionError};
 
 mod model;
 mod retrain;
@@ -63,6 +63,10 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Worker threads; default: one per meter up to [`DEFAULT_WORKERS`].
     pub workers: Option<usize>,
+    /// [`Service::live`] keeps no frames (see [`Live::without_frames`]):
+    /// for a process that serves no web page. Telegram notifications still
+    /// get theirs.
+    pub live_without_frames: bool,
 }
 
 /// The most worker threads used by default. Readings wait on cameras more
@@ -197,6 +201,12 @@ impl Service {
         let mut slots = Vec::with_capacity(meters.len());
         for m in &meters {
             let reader = MeterReader::new(&cfg, m, model.clone(), &filers)?;
+            // A meter read less often than a camera connection idles gets
+            // a fresh one per frame rather than holding a dead one.
+            let options = SourceOptions {
+                frame_interval: Some(m.interval),
+                ..options.clone()
+            };
             let source = m
                 .source
                 .open(&options)
@@ -213,7 +223,18 @@ impl Service {
         }
         let sinks = crate::open::open_sinks(&cfg, &meters, opts.shard)?;
         let bus = Arc::new(Bus::new());
-        let live = Arc::new(Live::new(meters.iter().map(|m| m.name.as_str())));
+        // A frame a meter is about 60 KB, 120 MB for 2,000 meters: kept only
+        // where something may show it.
+        let telegram = cfg
+            .notify
+            .iter()
+            .any(|n| matches!(n, meter_alert::NotifyConfig::Telegram(_)));
+        let names = meters.iter().map(|m| m.name.as_str());
+        let live = Arc::new(if opts.live_without_frames && !telegram {
+            Live::without_frames(names)
+        } else {
+            Live::new(names)
+        });
         bus.subscribe(live.subscriber())
             .context("starting a subscriber thread")?;
         // One process per bot token answers commands: the first shard.

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use meter_service::events::{Bus, ErrorKind, Event, Subscriber};
+use meter_service::live::Live;
 use meter_service::{capture_time, Filers, MeterReader, Status, Store};
 use meter_sink::{Record, Sink, SinkError};
 use meter_vision::{FolderOrder, FolderSource, FrameSource};
@@ -135,4 +136,53 @@ fn a_stored_reading_reaches_the_sinks_the_state_and_the_subscribers() {
     assert_eq!(r.crops.len(), 6);
     assert!(r.jpeg.starts_with(&[0xFF, 0xD8]), "the frame as received");
     assert!(r.alignment.min_score().is_some_and(|s| s > 0.5));
+}
+
+#[test]
+fn the_live_view_holds_one_frame_a_meter_or_none() {
+    let m = folder_meter("house", &[1234.5, 1234.6], "", "");
+    let cfg = m.load();
+    let bus = Arc::new(Bus::new());
+    let heard = Heard::default();
+    bus.subscribe(Box::new(heard.clone())).unwrap();
+    let live = Arc::new(Live::new(["house"]));
+    let lean = Arc::new(Live::without_frames(["house"]));
+    assert!(live.keeps_frames() && !lean.keeps_frames());
+    bus.subscribe(live.subscriber()).unwrap();
+    bus.subscribe(lean.subscriber()).unwrap();
+    let store = Store::new(
+        vec![("keeping".into(), Box::new(Keeping::default()))],
+        bus.clone(),
+    );
+    let model = meter_model::DigitModel::shipped();
+    let mut reader = MeterReader::new(&cfg, &cfg.meters[0], model, &Filers::new(&cfg)).unwrap();
+    let mut frames =
+        FolderSource::new(&m.dir.path().join("frames"), FolderOrder::Name, None).unwrap();
+    while let Some(frame) = frames.next_frame().unwrap() {
+        let t = capture_time(&frame);
+        store.read_and_store(&mut reader, frame, t).unwrap();
+    }
+    bus.close();
+    let events = heard.0.lock().unwrap();
+    let [Event::Reading(_), Event::Reading(second)] = &events[..] else {
+        panic!("{events:?}")
+    };
+
+    // The last reading's frame is kept, the first one's is let go.
+    let kept = live.get("house").unwrap().last.unwrap();
+    assert!(Arc::ptr_eq(&kept, second), "the last reading, not a copy");
+    assert!(kept.jpeg.starts_with(&[0xFF, 0xD8]));
+    assert_eq!(kept.crops.len(), 6);
+
+    // Without frames: the same news, no picture.
+    let news = lean.get("house").unwrap();
+    let last = news.last.unwrap();
+    assert_eq!(last.report.value, second.report.value);
+    assert_eq!(last.report.time, second.report.time);
+    assert!(last.jpeg.is_empty() && last.crops.is_empty());
+    assert_eq!(
+        news.last_stored,
+        live.get("house").unwrap().last_stored,
+        "the stored value is kept either way"
+    );
 }

@@ -16,6 +16,11 @@ pub const ATTEMPTS: u32 = 3;
 /// Wait before the first retry, doubled for each further one.
 pub const BACKOFF: Duration = Duration::from_millis(250);
 
+/// How long an idle camera connection is kept for the next request. A
+/// camera read less often than this gets a fresh connection per frame
+/// (see [`SourceOptions::frame_interval`](super::SourceOptions)).
+pub const KEEP_IDLE: Duration = Duration::from_secs(15);
+
 /// Largest camera answer accepted (an UXGA JPEG is under 1 MiB).
 pub const MAX_BODY: u64 = 2 << 20;
 

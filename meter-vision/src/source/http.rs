@@ -46,6 +46,7 @@ pub struct HttpCameraBuilder {
     flash: FlashMode,
     rejected: Option<PathBuf>,
     stop: StopSignal,
+    keep_alive: bool,
 }
 
 impl HttpCameraBuilder {
@@ -71,6 +72,15 @@ impl HttpCameraBuilder {
     /// (default [`defaults::BACKOFF`]).
     pub fn backoff(mut self, t: Duration) -> Self {
         self.backoff = t;
+        self
+    }
+    /// Whether the connection is kept open for the next request, at most
+    /// [`defaults::KEEP_IDLE`] (default true). A pooled connection holds
+    /// the client's buffers; one that expires before the next frame is
+    /// never reused, only closed then, so a camera read once a minute
+    /// should not keep it.
+    pub fn keep_alive(mut self, keep: bool) -> Self {
+        self.keep_alive = keep;
         self
     }
     /// Largest body accepted (default [`defaults::MAX_BODY`]).
@@ -111,7 +121,13 @@ impl HttpCameraBuilder {
         if self.max_body < 4 {
             return Err(invalid("camera max body is too small".into()));
         }
-        let agent: Agent = Agent::config_builder()
+        let mut config = Agent::config_builder().max_idle_age(defaults::KEEP_IDLE);
+        if !self.keep_alive {
+            config = config
+                .max_idle_connections(0)
+                .max_idle_connections_per_host(0);
+        }
+        let agent: Agent = config
             .timeout_connect(Some(self.connect_timeout))
             .timeout_recv_response(Some(self.read_timeout))
             .timeout_recv_body(Some(self.read_timeout))
@@ -186,6 +202,7 @@ impl HttpCamera {
             flash: FlashMode::Keep,
             rejected: None,
             stop: StopSignal::new(),
+            keep_alive: true,
         }
     }
 

@@ -29,6 +29,10 @@ pub struct SourceOptions {
     pub rejected_dir: Option<PathBuf>,
     /// Stops camera requests and retry pauses (a stop, or a deadline).
     pub stop: StopSignal,
+    /// How often frames will be taken, when known: a camera read less
+    /// often than [`KEEP_IDLE`](super::defaults::KEEP_IDLE) keeps no
+    /// connection (and its buffers) open between frames.
+    pub frame_interval: Option<std::time::Duration>,
 }
 
 impl SourceSpec {
@@ -95,7 +99,12 @@ impl SourceSpec {
 fn camera(url: &str, options: &SourceOptions) -> Result<HttpCamera, VisionError> {
     // The simulator's set-up names the capture URL; the client wants the base.
     let base = url.strip_suffix("/capture").unwrap_or(url);
-    let mut builder = HttpCamera::builder(base).stop_signal(options.stop.clone());
+    let keep_alive = options
+        .frame_interval
+        .is_none_or(|every| every < super::defaults::KEEP_IDLE);
+    let mut builder = HttpCamera::builder(base)
+        .stop_signal(options.stop.clone())
+        .keep_alive(keep_alive);
     if let Some(dir) = &options.rejected_dir {
         builder = builder.rejected_dir(dir);
     }

@@ -347,3 +347,50 @@ fn permanent_failures_are_not_retried() {
         assert_eq!(cam.paths().len(), 1);
     }
 }
+
+/// A camera that keeps connections open (HTTP/1.1 keep-alive, every request
+/// answered with `body`); counts the connections it accepted.
+fn keep_alive_camera(body: Vec<u8>) -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            *count.lock().unwrap() += 1;
+            let body = body.clone();
+            std::thread::spawn(move || loop {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                if stream.write_all(answer.as_bytes()).is_err() || stream.write_all(&body).is_err()
+                {
+                    return;
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[test]
+fn a_camera_without_keep_alive_opens_a_connection_per_frame() {
+    for (keep, want) in [(true, 1), (false, 3)] {
+        let (url, accepted) = keep_alive_camera(frame_jpeg());
+        let mut c = HttpCamera::builder(&url).keep_alive(keep).build().unwrap();
+        for _ in 0..3 {
+            c.capture().unwrap();
+        }
+        assert_eq!(*accepted.lock().unwrap(), want, "keep_alive({keep})");
+    }
+}
