@@ -9,7 +9,6 @@
 //! row (a rolling digit shows two half glyphs) are filled at the pitch.
 
 use image::{GrayImage, RgbImage};
-use imageproc::region_labelling::{connected_components, Connectivity};
 use serde::{Deserialize, Serialize};
 
 /// What [`propose_digits`] found.
@@ -275,32 +274,83 @@ fn threshold(gray: &GrayImage, means: &[f64], dark: bool, margin: f64) -> GrayIm
     GrayImage::from_raw(w, h, data).expect("one value per pixel")
 }
 
-/// Connected components of ink (8-connected), as bounding boxes with areas.
+/// Connected components of ink (8-connected), as bounding boxes with areas,
+/// in the raster order of their first pixel. Built from runs of ink joined
+/// row to row: the row anchor looks at dozens of thresholded pictures per
+/// frame, and a per-pixel labelling (and its label image) cost most of it.
 fn ink_components(ink: &GrayImage) -> Vec<Blob> {
-    let labels = connected_components(ink, Connectivity::Eight, image::Luma([0u8]));
-    let mut boxes: Vec<Option<Blob>> = Vec::new();
-    for (x, y, l) in labels.enumerate_pixels() {
-        let l = l[0] as usize;
-        if l == 0 {
-            continue;
+    let (w, h) = (ink.width() as usize, ink.height() as usize);
+    let raw = ink.as_raw();
+    // Runs as (y, x0, x1), x1 inclusive; `parent` is a union-find over them.
+    let mut runs: Vec<(u32, u32, u32)> = Vec::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn root(parent: &mut [usize], mut k: usize) -> usize {
+        while parent[k] != k {
+            parent[k] = parent[parent[k]];
+            k = parent[k];
         }
-        if boxes.len() <= l {
-            boxes.resize(l + 1, None);
-        }
-        let b = boxes[l].get_or_insert(Blob {
-            x0: x,
-            y0: y,
-            x1: x,
-            y1: y,
-            area: 0,
-        });
-        b.x0 = b.x0.min(x);
-        b.y0 = b.y0.min(y);
-        b.x1 = b.x1.max(x);
-        b.y1 = b.y1.max(y);
-        b.area += 1;
+        k
     }
-    boxes.into_iter().flatten().collect()
+    let mut prev = 0..0;
+    for y in 0..h {
+        let row = &raw[y * w..][..w];
+        let start = runs.len();
+        let mut first = prev.start;
+        let mut x = 0;
+        while x < w {
+            if row[x] == 0 {
+                x += 1;
+                continue;
+            }
+            let x0 = x;
+            while x < w && row[x] != 0 {
+                x += 1;
+            }
+            let x1 = x - 1;
+            let id = runs.len();
+            runs.push((y as u32, x0 as u32, x1 as u32));
+            parent.push(id);
+            // Runs of the row above that touch this one, diagonals included.
+            while first < prev.end && (runs[first].2 as usize) + 1 < x0 {
+                first += 1;
+            }
+            for (p, run) in runs[first..prev.end].iter().enumerate() {
+                if run.1 as usize > x1 + 1 {
+                    break;
+                }
+                let p = first + p;
+                let (a, b) = (root(&mut parent, p), root(&mut parent, id));
+                if a != b {
+                    // The older run stays the root: its component began first.
+                    let (lo, hi) = (a.min(b), a.max(b));
+                    parent[hi] = lo;
+                }
+            }
+        }
+        prev = start..runs.len();
+    }
+    // The root of a component is its first run: number components in that order.
+    let mut index = vec![usize::MAX; runs.len()];
+    let mut blobs: Vec<Blob> = Vec::new();
+    for (k, &(y, x0, x1)) in runs.iter().enumerate() {
+        let r = root(&mut parent, k);
+        if index[r] == usize::MAX {
+            index[r] = blobs.len();
+            blobs.push(Blob {
+                x0,
+                y0: y,
+                x1,
+                y1: y,
+                area: 0,
+            });
+        }
+        let b = &mut blobs[index[r]];
+        b.x0 = b.x0.min(x0);
+        b.x1 = b.x1.max(x1);
+        b.y1 = b.y1.max(y);
+        b.area += x1 - x0 + 1;
+    }
+    blobs
 }
 
 /// Components shaped like a digit glyph.
@@ -608,6 +658,49 @@ mod tests {
             (centre(got) - centre(want)).abs() < 5.0,
             "{got:?} vs {want:?}"
         );
+    }
+
+    #[test]
+    fn ink_components_are_imageprocs_connected_components() {
+        use imageproc::region_labelling::{connected_components, Connectivity};
+        // Speckle of every density, so that runs join diagonally, fork and
+        // merge again.
+        for (seed, density) in [(1u64, 20u64), (2, 45), (3, 60), (4, 80)] {
+            let mut state = seed;
+            let ink = GrayImage::from_fn(97, 61, |_, _| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                image::Luma([if (state >> 33) % 100 < density {
+                    255
+                } else {
+                    0
+                }])
+            });
+            let labels = connected_components(&ink, Connectivity::Eight, image::Luma([0u8]));
+            // (x0, y0, x1, y1, area) per label.
+            type Bbox = (u32, u32, u32, u32, u32);
+            let mut want: Vec<Option<Bbox>> = Vec::new();
+            for (x, y, l) in labels.enumerate_pixels() {
+                let l = l[0] as usize;
+                if l == 0 {
+                    continue;
+                }
+                if want.len() <= l {
+                    want.resize(l + 1, None);
+                }
+                let b = want[l].get_or_insert((x, y, x, y, 0));
+                *b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y), b.4 + 1);
+            }
+            let mut want: Vec<_> = want.into_iter().flatten().collect();
+            let mut got: Vec<_> = ink_components(&ink)
+                .iter()
+                .map(|b| (b.x0, b.y0, b.x1, b.y1, b.area))
+                .collect();
+            want.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, want, "density {density}");
+        }
     }
 
     #[test]
