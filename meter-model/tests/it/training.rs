@@ -177,9 +177,13 @@ fn fine_tuning_starts_from_the_initial_model() {
 #[test]
 fn fine_tuning_without_validation_keeps_the_initial_calibration() {
     let data = synthetic();
-    let base = train(&data, &quick_config().epochs(2).build().unwrap(), &mut |_| {})
-        .expect("trains")
-        .model;
+    let base = train(
+        &data,
+        &quick_config().epochs(2).build().unwrap(),
+        &mut |_| {},
+    )
+    .expect("trains")
+    .model;
     let mut meta = base.metadata().clone();
     meta.temperature = 0.7;
     let base = base.with_metadata(meta).unwrap();
