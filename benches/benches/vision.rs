@@ -5,7 +5,20 @@
 //! wide search of the marks (bar: <= 300 ms), the digit-row anchor when no
 //! mark can be matched, and the rotation estimate of `roi --auto`.
 //!
-//! `cargo bench -p meter-benches --bench vision`
+//! On the 2-core development machine (load about 3 from other builds), the
+//! first frame after a bump through a fresh tracker, before -> after the
+//! row anchor sampled its turned pictures in grey from one converted frame,
+//! labelled ink by runs, and the wide search stopped refining hypotheses
+//! whose marks do not verify:
+//!
+//! | bench | before | after |
+//! |---|---|---|
+//! | `wide_search_2marks_640x480_rot20_scale10` | 20.8 ms | 19.7 ms |
+//! | `tracker_first_frame_after_bump_wide` | 41 ms | 30 ms |
+//! | `tracker_first_frame_after_bump_row_anchor` (wide search fails, then the digit row) | 270 ms | 81 ms |
+//! | `propose_rotated_640x480_45deg` (set-up only) | 638 ms | 476 ms |
+//!
+//! `cargo bench -p meter-benches --bench vision -- vision_bumped`
 
 use std::hint::black_box;
 

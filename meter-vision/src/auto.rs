@@ -9,8 +9,11 @@
 //! row (a rolling digit shows two half glyphs) are filled at the pitch.
 
 use image::{GrayImage, RgbImage};
-use imageproc::region_labelling::{connected_components, Connectivity};
 use serde::{Deserialize, Serialize};
+
+mod ink;
+
+use ink::{glyph_blobs, ink_components, local_means, threshold, Blob};
 
 /// What [`propose_digits`] found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,32 +28,6 @@ pub struct Proposal {
     pub glyphs_seen: usize,
     /// Whether the digits are dark on a light roller.
     pub dark_digits: bool,
-}
-
-/// A glyph candidate: bounding box and centre.
-#[derive(Debug, Clone, Copy)]
-struct Blob {
-    x0: u32,
-    y0: u32,
-    x1: u32,
-    y1: u32,
-    /// Ink pixels in the component.
-    area: u32,
-}
-
-impl Blob {
-    fn w(&self) -> f64 {
-        f64::from(self.x1 - self.x0 + 1)
-    }
-    fn h(&self) -> f64 {
-        f64::from(self.y1 - self.y0 + 1)
-    }
-    fn cx(&self) -> f64 {
-        f64::from(self.x0 + self.x1) / 2.0
-    }
-    fn cy(&self) -> f64 {
-        f64::from(self.y0 + self.y1) / 2.0
-    }
 }
 
 /// Proposes the digit boxes of the counter in an aligned frame; `None`
@@ -219,106 +196,6 @@ pub(crate) fn find_row(gray: &GrayImage, search: &RowSearch) -> Option<Row> {
         }
     }
     best
-}
-
-/// Each pixel's neighbourhood mean (a square of `radius` either side,
-/// cut at the edges), from an integral image.
-fn local_means(gray: &GrayImage, radius: u32) -> Vec<f64> {
-    let (w, h) = gray.dimensions();
-    let r = i64::from(radius);
-    let stride = w as usize + 1;
-    let mut integral = vec![0u64; stride * (h as usize + 1)];
-    for y in 0..h as usize {
-        let mut row = 0u64;
-        for x in 0..w as usize {
-            row += u64::from(gray.get_pixel(x as u32, y as u32)[0]);
-            integral[(y + 1) * stride + x + 1] = integral[y * stride + x + 1] + row;
-        }
-    }
-    let mut out = Vec::with_capacity(w as usize * h as usize);
-    for y in 0..i64::from(h) {
-        let y0 = (y - r).max(0) as usize;
-        let y1 = (y + r + 1).min(i64::from(h)) as usize;
-        for x in 0..i64::from(w) {
-            let x0 = (x - r).max(0) as usize;
-            let x1 = (x + r + 1).min(i64::from(w)) as usize;
-            let sum = integral[y1 * stride + x1] + integral[y0 * stride + x0]
-                - integral[y0 * stride + x1]
-                - integral[y1 * stride + x0];
-            out.push(sum as f64 / ((x1 - x0) * (y1 - y0)) as f64);
-        }
-    }
-    out
-}
-
-/// Ink where a pixel differs from its neighbourhood mean (`means`, from
-/// [`local_means`]) by a margin.
-fn threshold(gray: &GrayImage, means: &[f64], dark: bool, margin: f64) -> GrayImage {
-    let (w, h) = gray.dimensions();
-    let data = gray
-        .as_raw()
-        .iter()
-        .zip(means)
-        .map(|(&v, &mean)| {
-            let d = if dark {
-                mean - f64::from(v)
-            } else {
-                f64::from(v) - mean
-            };
-            if d > margin {
-                255
-            } else {
-                0
-            }
-        })
-        .collect();
-    GrayImage::from_raw(w, h, data).expect("one value per pixel")
-}
-
-/// Connected components of ink (8-connected), as bounding boxes with areas.
-fn ink_components(ink: &GrayImage) -> Vec<Blob> {
-    let labels = connected_components(ink, Connectivity::Eight, image::Luma([0u8]));
-    let mut boxes: Vec<Option<Blob>> = Vec::new();
-    for (x, y, l) in labels.enumerate_pixels() {
-        let l = l[0] as usize;
-        if l == 0 {
-            continue;
-        }
-        if boxes.len() <= l {
-            boxes.resize(l + 1, None);
-        }
-        let b = boxes[l].get_or_insert(Blob {
-            x0: x,
-            y0: y,
-            x1: x,
-            y1: y,
-            area: 0,
-        });
-        b.x0 = b.x0.min(x);
-        b.y0 = b.y0.min(y);
-        b.x1 = b.x1.max(x);
-        b.y1 = b.y1.max(y);
-        b.area += 1;
-    }
-    boxes.into_iter().flatten().collect()
-}
-
-/// Components shaped like a digit glyph.
-fn glyph_blobs(components: &[Blob], (w, h): (u32, u32)) -> Vec<Blob> {
-    let (fw, fh) = (f64::from(w), f64::from(h));
-    components
-        .iter()
-        .filter(|b| {
-            let fill = f64::from(b.area) / (b.w() * b.h());
-            b.h() >= fh * 0.04
-                && b.h() <= fh * 0.3
-                && b.w() <= b.h() * 1.0
-                && b.w() >= b.h() * 0.08
-                && b.w() < fw * 0.2
-                && (0.08..=0.85).contains(&fill)
-        })
-        .copied()
-        .collect()
 }
 
 /// Rows of blobs: same height (±20%), same vertical centre, left to right,

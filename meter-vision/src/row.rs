@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auto::{find_row, Proposal, Row, RowSearch};
 use crate::geometry::{Affine, MotionModel};
-use crate::sample::{sample_rect, Resample};
+use crate::sample::{sample_rect, GrayFrame, Resample};
 
 /// What [`check_row`] found at the digit boxes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -56,11 +56,46 @@ fn centre(b: &[u32; 4]) -> (f64, f64) {
     )
 }
 
+/// Where [`row_through`] samples its picture.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// The colour frame, sampled where needed (one small rectangle).
+    Rgb(&'a RgbImage),
+    /// The frame in grey, converted once (many turned pictures).
+    Gray(&'a GrayFrame),
+}
+
+impl Source<'_> {
+    /// The aligned-frame rectangle `rect` through `map` as a `w` x `h`
+    /// grey picture, flat mid-grey beyond the camera frame.
+    fn picture(&self, map: &Affine, rect: [f64; 4], w: u32, h: u32) -> GrayImage {
+        match self {
+            Source::Gray(g) => g.picture(map, rect, w, h),
+            Source::Rgb(image) => {
+                let (sx, sy) = (rect[2] / f64::from(w), rect[3] / f64::from(h));
+                let rgb = sample_rect(image, map, rect, w, h, Resample::Area);
+                let mut gray: GrayImage = image::imageops::grayscale(&rgb);
+                // Beyond the camera frame the sampler repeats the edge
+                // pixels, in stripes that look like a row of glyphs.
+                let (cw, ch) = (f64::from(image.width()), f64::from(image.height()));
+                for (i, j, p) in gray.enumerate_pixels_mut() {
+                    let (x, y) =
+                        map.apply((rect[0] + f64::from(i) * sx, rect[1] + f64::from(j) * sy));
+                    if x < -0.5 || y < -0.5 || x > cw - 0.5 || y > ch - 0.5 {
+                        p.0 = [128];
+                    }
+                }
+                gray
+            }
+        }
+    }
+}
+
 /// Samples the aligned-frame rectangle `rect` through `map` at `scale`
 /// picture pixels per aligned pixel and finds the row there; `search` is in
 /// aligned-frame pixels (its `nominal` the aligned frame's size).
 fn row_through(
-    image: &RgbImage,
+    source: Source,
     map: &Affine,
     rect: [f64; 4],
     scale: f64,
@@ -71,17 +106,7 @@ fn row_through(
         (rect[3] * scale).round().max(8.0) as u32,
     );
     let (sx, sy) = (rect[2] / f64::from(w), rect[3] / f64::from(h));
-    let rgb = sample_rect(image, map, rect, w, h, Resample::Area);
-    let mut gray: GrayImage = image::imageops::grayscale(&rgb);
-    // Beyond the camera frame the sampler repeats the edge pixels, in
-    // stripes that look like a row of glyphs: make it flat instead.
-    let (cw, ch) = (f64::from(image.width()), f64::from(image.height()));
-    for (i, j, p) in gray.enumerate_pixels_mut() {
-        let (x, y) = map.apply((rect[0] + f64::from(i) * sx, rect[1] + f64::from(j) * sy));
-        if x < -0.5 || y < -0.5 || x > cw - 0.5 || y > ch - 0.5 {
-            p.0 = [128];
-        }
-    }
+    let gray = source.picture(map, rect, w, h);
     let search = RowSearch {
         nominal: (
             (f64::from(search.nominal.0) * scale).round() as u32,
@@ -173,7 +198,7 @@ pub fn check_row(
         nominal: aligned_size,
         glyph_h: heights,
     };
-    let Some(row) = row_through(image, transform, rect, 1.0, search) else {
+    let Some(row) = row_through(Source::Rgb(image), transform, rect, 1.0, search) else {
         return none;
     };
     // How far a point lies from a box's centre, in box widths / heights.
@@ -223,7 +248,7 @@ pub(crate) struct Turns {
 /// the whole aligned frame at each turn; `accept` says whether a row may be
 /// the one looked for.
 fn best_turn(
-    image: &RgbImage,
+    source: Source,
     base: &Affine,
     aligned_size: (u32, u32),
     turns: Turns,
@@ -238,7 +263,7 @@ fn best_turn(
         let deg = f64::from(k) * turns.step_deg;
         let map = Affine::rotation_about(mid, deg).then(base);
         let rect = [0.0, 0.0, w, h];
-        let Some(row) = row_through(image, &map, rect, 0.5, search) else {
+        let Some(row) = row_through(source, &map, rect, 0.5, search) else {
             continue;
         };
         if !accept(&row) {
@@ -281,8 +306,15 @@ pub(crate) fn anchor_on_row(
         nominal: aligned_size,
         glyph_h: Some(glyph_heights(bh)),
     };
-    let (coarse_deg, deg, coarse) =
-        best_turn(image, reference, aligned_size, turns, search, &accept)?;
+    let gray = GrayFrame::new(image);
+    let (coarse_deg, deg, coarse) = best_turn(
+        Source::Gray(&gray),
+        reference,
+        aligned_size,
+        turns,
+        search,
+        &accept,
+    )?;
     // Full resolution around the row, level: the coarse centres are taken
     // into the level frame, and the boxes moved there to frame the row.
     let coarse_map = Affine::rotation_about(mid, coarse_deg).then(reference);
@@ -310,7 +342,7 @@ pub(crate) fn anchor_on_row(
         })
         .collect();
     let rect = around(&moved, bw + pitch, 0.75 * bh + pitch / 2.0);
-    let fine = row_through(image, &map, rect, 1.0, search)?;
+    let fine = row_through(Source::Gray(&gray), &map, rect, 1.0, search)?;
     // Most digits must be seen, not filled in: a row of as many boxes made
     // up from a few glyphs could sit a digit off.
     if fine.centres.len() != n || fine.glyphs_seen + 2 < n || !pitch_ok(fine.pitch) {
@@ -356,7 +388,8 @@ pub fn propose_rotated(
         nominal: size,
         glyph_h: None,
     };
-    let (_, turn, _) = best_turn(image, &base, size, turns, search, &|_| true)?;
+    // Set-up only, once: sampled in colour as the proposals were tuned.
+    let (_, turn, _) = best_turn(Source::Rgb(image), &base, size, turns, search, &|_| true)?;
     // The turned map is the initial rotation's map for `hint - turn`.
     let mut rotate = normalise(hint.unwrap_or(0.0) - turn);
     // At full resolution, the row's slope once more (a turn of the map by

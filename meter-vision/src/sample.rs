@@ -102,6 +102,74 @@ pub(crate) fn gray_patch(
     }
 }
 
+/// Bilinear sample of a plane at `(x, y)`, clamped to its edge.
+#[inline]
+fn bilinear_plane(p: &Plane, x: f64, y: f64) -> f32 {
+    let (w, h) = (p.width as i64, p.height as i64);
+    let (xf, yf) = (x.floor(), y.floor());
+    let (fx, fy) = ((x - xf) as f32, (y - yf) as f32);
+    let (xi, yi) = (xf as i64, yf as i64);
+    let x0 = xi.clamp(0, w - 1) as usize;
+    let x1 = (xi + 1).clamp(0, w - 1) as usize;
+    let y0 = yi.clamp(0, h - 1) as usize;
+    let y1 = (yi + 1).clamp(0, h - 1) as usize;
+    let top = p.get(x0, y0) * (1.0 - fx) + p.get(x1, y0) * fx;
+    let bottom = p.get(x0, y1) * (1.0 - fx) + p.get(x1, y1) * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
+/// A camera frame in grey at full and half resolution, for searches that
+/// sample many turned pictures of one frame (the row anchor, `roi --auto`
+/// without a rotation): converted once, each picture then costs one grey
+/// sample per pixel instead of several colour ones.
+#[derive(Debug, Clone)]
+pub(crate) struct GrayFrame {
+    full: Plane,
+    half: Plane,
+}
+
+impl GrayFrame {
+    pub fn new(img: &RgbImage) -> Self {
+        let full = Plane::from_gray(&image::imageops::grayscale(img));
+        let half = full.half();
+        Self { full, half }
+    }
+
+    /// The aligned-frame rectangle `rect = [x, y, w, h]` through `map`
+    /// (aligned -> camera) as an `out_w` x `out_h` grey picture. Where a
+    /// pixel shrinks two camera pixels or more into one, it is sampled from
+    /// the half-resolution frame (anti-aliased, as [`Resample::Area`]).
+    /// Beyond the camera frame the picture is flat mid-grey: repeated edge
+    /// pixels would make stripes that look like a row of glyphs.
+    pub fn picture(&self, map: &Affine, rect: [f64; 4], out_w: u32, out_h: u32) -> GrayImage {
+        let [rx, ry, rw, rh] = rect;
+        let (sx, sy) = (rw / f64::from(out_w), rh / f64::from(out_h));
+        let shrink = sx.min(sy) * map.scale();
+        let (cw, ch) = (self.full.width as f64, self.full.height as f64);
+        // Half-resolution pixel k averages full pixels 2k and 2k + 1.
+        let (plane, to_plane): (&Plane, fn(f64) -> f64) = if shrink >= 1.5 {
+            (&self.half, |v| (v - 0.5) / 2.0)
+        } else {
+            (&self.full, |v| v)
+        };
+        let mut out = Vec::with_capacity(out_w as usize * out_h as usize);
+        for j in 0..out_h {
+            let y = ry - 0.5 + (f64::from(j) + 0.5) * sy;
+            for i in 0..out_w {
+                let x = rx - 0.5 + (f64::from(i) + 0.5) * sx;
+                let (cx, cy) = map.apply((x, y));
+                let v = if cx < -0.5 || cy < -0.5 || cx > cw - 0.5 || cy > ch - 0.5 {
+                    128.0
+                } else {
+                    bilinear_plane(plane, to_plane(cx), to_plane(cy))
+                };
+                out.push(v.round().clamp(0.0, 255.0) as u8);
+            }
+        }
+        GrayImage::from_raw(out_w, out_h, out).expect("one value per pixel")
+    }
+}
+
 /// Filters for resampling a box to another size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Resample {

@@ -128,16 +128,31 @@ impl Aligner {
         hyps.truncate(settings.verify);
         // Each hypothesis checked at full resolution: every mark matched
         // through it, in a window of the coarse stage's uncertainty.
+        // A hypothesis on which fewer marks than an alignment needs come
+        // near the minimum score is not refined: through its own turn the
+        // templates already see the frame upright, so the refinement would
+        // not lift them, and on a frame without the marks it was most of
+        // the search's time.
+        let need = self.marks.len().min(2);
+        let near = self.min_score - 0.15;
+        let mut promising = Vec::with_capacity(hyps.len());
         for h in &mut hyps {
-            h.score = self
+            let scores: Vec<f32> = self
                 .marks
                 .iter()
                 .map(|m| {
                     self.search(image, &h.map, m, f + 2)
                         .map_or(0.0, |r| r.1.max(0.0))
                 })
-                .sum();
+                .collect();
+            h.score = scores.iter().sum();
+            promising.push(scores.iter().filter(|s| **s >= near).count() >= need);
         }
+        let mut hyps: Vec<Hypothesis> = hyps
+            .into_iter()
+            .zip(promising)
+            .filter_map(|(h, ok)| ok.then_some(h))
+            .collect();
         hyps.sort_by(|a, b| b.score.total_cmp(&a.score));
         let step = max_step(&self.marks, f);
         for h in hyps.iter().take(settings.refine) {

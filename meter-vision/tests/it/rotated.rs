@@ -35,16 +35,26 @@ fn on_the_digits(
         .iter()
         .map(|b| map.apply(centre(b)))
         .collect();
-    let ok = boxes.iter().all(|b| {
-        let want = truth.apply(centre(b));
-        let tol = 0.3 * f64::from(b[2].min(b[3]));
-        found
-            .iter()
-            .any(|f| (f.0 - want.0).hypot(f.1 - want.1) <= tol)
-    });
+    // Each true box's distance to the nearest proposed box, as a share of
+    // the tolerance (a third of the box's smaller side).
+    let worst = boxes
+        .iter()
+        .map(|b| {
+            let want = truth.apply(centre(b));
+            let tol = 0.3 * f64::from(b[2].min(b[3]));
+            found
+                .iter()
+                .map(|f| (f.0 - want.0).hypot(f.1 - want.1) / tol)
+                .fold(f64::INFINITY, f64::min)
+        })
+        .fold(0.0, f64::max);
     (
-        ok,
-        format!("rotate {:.1}, {} boxes", o.rotate, o.proposal.digits.len()),
+        worst <= 1.0,
+        format!(
+            "rotate {:.1}, {} boxes, worst box {worst:.2} of the tolerance",
+            o.rotate,
+            o.proposal.digits.len()
+        ),
     )
 }
 
@@ -133,4 +143,34 @@ fn the_counter_is_found_at_any_turn_on_real_frames() {
     }
     eprintln!("auto-ROI at any turn, real frames: {right}/{n} with the digit count");
     assert!(right * 10 >= n * 9, "{right}/{n}");
+}
+
+#[test]
+fn the_counter_is_found_upside_down_on_every_real_frame() {
+    let Some(root) = testkit::data::frames_dir() else {
+        return;
+    };
+    // Every sound real frame, aligned, then turned half round give or take
+    // a few degrees (a camera mounted upside down, as most wmsc frames
+    // were taken): more cases than the mixed test's four.
+    let (mut right, mut n) = (0, 0);
+    for (name, g, dir, raw) in crate::moved::real_cases(&root) {
+        let a = g.aligner(&dir).unwrap().align(&raw).unwrap();
+        let upright = meter_vision::aligned_frame(&raw, &a);
+        for off in [-6.0, -3.0, 0.0, 2.0, 5.0] {
+            let turn = 180.0 + off;
+            let (frame, m) = move_camera(&upright, turn, (0.0, 0.0));
+            let (ok, note) = on_the_digits(&frame, &g.digits, &m, Some(5));
+            eprintln!("{name} turned {turn}: {} ({note})", word(ok));
+            right += usize::from(ok);
+            n += 1;
+        }
+    }
+    eprintln!("auto-ROI upside down, real frames: {right}/{n} with the digit count");
+    assert!(n >= 30, "{n} cases");
+    // Measured 30/35, short of the 90%: on wmsc's org/original
+    // frames turned 3 to 6 degrees off the half turn, another level row of
+    // print on the face (boxes 10 to 28 tolerances away) outscores the
+    // counter. This floor keeps it from getting worse until that is fixed.
+    assert!(right * 100 >= n * 85, "{right}/{n}");
 }
