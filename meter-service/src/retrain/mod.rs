@@ -25,10 +25,9 @@
 //! wrong (models/README.md).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::Context;
-use meter_model::{evaluate, Dataset, DigitModel, TrainConfig, TrainEvent};
+use meter_model::{evaluate, Dataset, DigitModel};
 use time::OffsetDateTime;
 
 use crate::config::ResolvedConfig;
@@ -36,10 +35,15 @@ use crate::files::image_hash;
 use crate::registry::{self, Attempt, Registry, Score, Version};
 
 mod blend;
+mod calibrate;
 mod gate;
+mod tune;
 
 pub use blend::blend;
 pub use gate::{Paired, ReadingCheck, ReplayCheck, FORGET_P, UNSEEN_MARGIN};
+
+use calibrate::{calibration, pick_calibrated, with_temperature};
+use tune::{fine_tune, pick_blend};
 
 /// One image in this many is validation.
 const VALIDATION_EVERY: u64 = 5;
@@ -47,12 +51,8 @@ const VALIDATION_EVERY: u64 = 5;
 const MIN_VALIDATION: usize = 5;
 /// Fewest training images worth a fine-tune.
 const MIN_TRAIN: usize = 16;
-/// Optimiser steps aimed at when --epochs is not given.
-const TARGET_STEPS: usize = 200;
 /// Default share of the user's own images among replay images.
 pub const OWN_SHARE: f32 = 0.5;
-/// Images per optimiser step.
-const BATCH: usize = 32;
 
 /// Whether an image belongs to the fixed validation part.
 pub fn is_validation(img: &image::RgbImage) -> bool {
@@ -501,297 +501,11 @@ fn reading_check(
     })
 }
 
-/// The temperature refitted on the dataset's training images (the user's
-/// own, not replay images), when the current model's weights never trained
-/// on them; `None` otherwise (a fine-tune keeps its parent's, which was
-/// fitted so). Fitted on images it trained on, a model would look surer
-/// than it is and get too sharp a temperature.
-///
-/// A sharper temperature also needs [`MIN_UNSURE`] images the model reads
-/// below `sure`: whether its doubt was misplaced is learnt only from
-/// those. The reader files the digits of stored readings by itself, so a
-/// dataset of such images alone, all read right, would otherwise sharpen
-/// the model as far as the grid goes (on emeter1, temperature 0.25 stores 7
-/// of 500 history readings wrong; its 100 labels fit 0.70).
-fn calibration(current: &DigitModel, own: &Dataset, sure: f32) -> anyhow::Result<Option<f32>> {
-    let fine_tuned = current
-        .metadata()
-        .training
-        .as_ref()
-        .is_some_and(|t| t.init.is_some());
-    if fine_tuned || own.len() < MIN_CALIBRATION {
-        return Ok(None);
-    }
-    let before = current.metadata().temperature;
-    let t = meter_model::fit_temperature(current, own)?;
-    let mut unsure = 0;
-    for chunk in own.samples.chunks(meter_model::EVAL_BATCH) {
-        let images: Vec<_> = chunk.iter().map(|s| s.image.clone()).collect();
-        unsure += current
-            .predict_batch(&images)?
-            .iter()
-            .filter(|p| p.confidence < sure)
-            .count();
-    }
-    log::info!(
-        "calibration: temperature {t:.2} fits the {} training images ({unsure} read below {sure}); the model has {before:.2}",
-        own.len(),
-    );
-    if t < before && unsure < MIN_UNSURE {
-        log::info!("calibration: too few unsure images to sharpen on; keeping {before:.2}");
-        return Ok(None);
-    }
-    Ok(Some(t))
-}
-
-/// Fewest training images a temperature is fitted on.
-const MIN_CALIBRATION: usize = 50;
-/// Fewest unsure training images a sharper temperature is fitted on.
-const MIN_UNSURE: usize = 20;
-
-/// `model` with softmax temperature `t`.
-fn with_temperature(model: &DigitModel, t: f32) -> anyhow::Result<DigitModel> {
-    let mut meta = model.metadata().clone();
-    meta.temperature = t;
-    Ok(model.with_metadata(meta)?)
-}
-
-/// The recalibrated current model or the fine-tune at the same temperature:
-/// the one that can pass the gate (the recalibrated model reads every digit
-/// as the current one, so it never forgets), then the one storing more of
-/// the readings composed from the validation images with none wrong (ties:
-/// the fine-tune, which also learnt the digits).
-fn pick_calibrated(
-    current: &DigitModel,
-    recalibrated: DigitModel,
-    tuned: DigitModel,
-    val: &Dataset,
-    check: Option<&ForgetCheck>,
-    tuned_name: &str,
-) -> anyhow::Result<(DigitModel, String)> {
-    let tuned_keeps = match check {
-        Some(c) => !replay_check(&tuned, c)?.forgets(),
-        None => true,
-    };
-    let a = reading_check(current, &recalibrated, val)?;
-    let b = reading_check(current, &tuned, val)?;
-    let key = |keeps: bool, c: &Option<ReadingCheck>| {
-        let readings = c
-            .as_ref()
-            .map(|c| (c.candidate.stored_wrong == 0, c.candidate.stored));
-        (keeps, readings)
-    };
-    for (name, c) in [("recalibrated", &a), (tuned_name, &b)] {
-        if let Some(c) = c {
-            log::info!(
-                "{name}: {} of {} composed readings stored, {} wrong",
-                c.candidate.stored,
-                c.candidate.frames,
-                c.candidate.stored_wrong
-            );
-        }
-    }
-    Ok(if key(true, &a) > key(tuned_keeps, &b) {
-        (recalibrated, "recalibrated".to_owned())
-    } else {
-        (tuned, tuned_name.to_owned())
-    })
-}
-
-/// Blend weights tried between the fine-tuned model (1.0) and the current one.
-const BLENDS: [f32; 4] = [1.0, 0.75, 0.5, 0.25];
-
-/// The blend of `current` and `tuned` that reads the user's validation
-/// images best among those that forget nothing on the replay check (when
-/// there is one), with its weight; ties go to the blend closer to `current`.
-fn pick_blend(
-    current: &DigitModel,
-    tuned: DigitModel,
-    val: &Dataset,
-    check: Option<&ForgetCheck>,
-    fixed: Option<f32>,
-) -> anyhow::Result<(f32, DigitModel)> {
-    let mut best: Option<(f32, (f64, f64), bool, DigitModel)> = None;
-    let fixed = fixed.map(|a| [a]);
-    for &alpha in fixed.as_ref().map_or(&BLENDS[..], |f| &f[..]) {
-        let m = if alpha == 1.0 {
-            tuned.clone()
-        } else {
-            blend(current, &tuned, alpha)?
-        };
-        let u = Score::from(&evaluate(&m, val)?);
-        let keeps = match check {
-            Some(c) => !replay_check(&m, c)?.forgets(),
-            None => true,
-        };
-        log::info!(
-            "blend {alpha:.2}: {}{}",
-            u.describe(),
-            if keeps {
-                ""
-            } else {
-                " (forgets on the replay check)"
-            }
-        );
-        let key = (u.exact, u.within_0_1);
-        let better = match &best {
-            None => true,
-            Some((_, k, kept, _)) => (keeps, key) >= (*kept, *k),
-        };
-        if better {
-            best = Some((alpha, key, keeps, m));
-        }
-    }
-    let (alpha, _, _, m) = best.expect("at least one blend");
-    log::info!("chose blend {alpha:.2}");
-    Ok((alpha, m))
-}
-
 /// `v0 (base model)`, `v3`.
 pub fn version_name(v: u32) -> String {
     if v == 0 {
         "v0 (base model)".into()
     } else {
         format!("v{v}")
-    }
-}
-
-fn fine_tune(
-    current: &DigitModel,
-    parent: u32,
-    train: &Dataset,
-    unseen_sources: &[String],
-    args: &Settings,
-) -> anyhow::Result<(DigitModel, f64)> {
-    let batch = BATCH.min(train.len());
-    let batches = (train.len() / batch).max(1);
-    let epochs = args
-        .epochs
-        .unwrap_or_else(|| TARGET_STEPS.div_ceil(batches).clamp(1, 60));
-    let cfg = TrainConfig::builder()
-        .init(current.clone(), version_name(parent))
-        .epochs(epochs)
-        .patience(epochs)
-        .seed(args.seed)
-        .batch_size(batch)
-        .learning_rate(args.lr)
-        .validation_fraction(0.0)
-        // None of their images is trained on (they are the forgetting
-        // check); recorded so that the next retrain checks on them too.
-        .holdout_sources(unseen_sources.to_vec())
-        // With `scripts/adapt.sh` (emeter1) the candidate loses 11 and gains 9
-        // of the other meters' images and is promoted; re-estimating the
-        // statistics instead, it loses 36, gains 27 and is refused.
-        .freeze_batch_norm(true)
-        .build()?;
-    let started = Instant::now();
-    let outcome = meter_model::train(train, &cfg, &mut |ev| {
-        if let TrainEvent::Epoch(s) = ev {
-            log::info!(
-                "epoch {:>2}/{epochs}: loss {:.4} ({:.1}s)",
-                s.epoch,
-                s.train_loss,
-                s.seconds
-            );
-        }
-    })?;
-    let secs = started.elapsed().as_secs_f64();
-    log::info!(
-        "trained {epochs} epochs on {} images in {secs:.0} s",
-        train.len()
-    );
-    Ok((outcome.model, secs))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use meter_core::Tenths;
-    use meter_model::Sample;
-    use meter_synth::{render_digit, DigitStyle};
-
-    fn digits(n: usize) -> Dataset {
-        let (w, h) = DigitModel::shipped().input_size();
-        let samples = (0..n)
-            .map(|k| {
-                let label = Tenths::new((k % 10) as u8 * 10).unwrap();
-                let style = DigitStyle {
-                    glyph_height: 0.6 + 0.02 * (k % 8) as f32,
-                    ..DigitStyle::default()
-                };
-                Sample {
-                    image: render_digit(label, w, h, &style),
-                    label,
-                    source: "user".into(),
-                    kind: None,
-                    path: PathBuf::from(format!("img{k}.png")),
-                }
-            })
-            .collect();
-        Dataset {
-            samples,
-            problems: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn the_base_model_is_recalibrated_on_enough_of_the_users_images() {
-        let base = DigitModel::shipped();
-        let own = digits(MIN_CALIBRATION);
-        let t = calibration(&base, &own, f32::INFINITY)
-            .unwrap()
-            .expect("recalibrated");
-        assert_eq!(t, meter_model::fit_temperature(&base, &own).unwrap());
-        let sharp = with_temperature(&base, t).unwrap();
-        assert_eq!(sharp.metadata().temperature, t);
-        // The same weights: the same digits, only surer or less sure.
-        let images: Vec<_> = own.samples.iter().map(|s| s.image.clone()).collect();
-        let read = |m: &DigitModel| -> Vec<Tenths> {
-            m.predict_batch(&images)
-                .unwrap()
-                .iter()
-                .map(|p| p.tenths)
-                .collect()
-        };
-        assert_eq!(read(&sharp), read(&base));
-        // Too few images to fit a temperature on.
-        assert_eq!(
-            calibration(&base, &digits(MIN_CALIBRATION - 1), f32::INFINITY).unwrap(),
-            None
-        );
-    }
-
-    #[test]
-    fn a_sharper_temperature_needs_unsure_images() {
-        // Clean synthetic digits, all read right: the fit sharpens.
-        let base = DigitModel::shipped();
-        let own = digits(MIN_CALIBRATION);
-        let t = meter_model::fit_temperature(&base, &own).unwrap();
-        assert!(t < base.metadata().temperature, "{t}");
-        // As if every image were read sure (as the reader's own filed
-        // digits are): no evidence that the doubt was misplaced.
-        assert_eq!(calibration(&base, &own, 0.0).unwrap(), None);
-        // A softer temperature needs no such evidence.
-        let mut meta = base.metadata().clone();
-        meta.temperature = 0.1;
-        let too_sharp = base.with_metadata(meta).unwrap();
-        let t = calibration(&too_sharp, &own, 0.0).unwrap();
-        assert!(t.is_some_and(|t| t > 0.1), "{t:?}");
-    }
-
-    #[test]
-    fn a_fine_tuned_model_keeps_its_temperature() {
-        // It trained on the dataset: fitted there, it would look surer than
-        // it is.
-        let base = DigitModel::shipped();
-        let mut meta = base.metadata().clone();
-        if let Some(t) = meta.training.as_mut() {
-            t.init = Some("v0 (base model)".into());
-        }
-        let tuned = base.with_metadata(meta).unwrap();
-        assert_eq!(
-            calibration(&tuned, &digits(80), f32::INFINITY).unwrap(),
-            None
-        );
     }
 }
