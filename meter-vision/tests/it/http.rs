@@ -59,15 +59,24 @@ impl ScriptedCamera {
     }
 }
 
-fn serve(mut stream: TcpStream, reply: Reply, seen: &Mutex<Vec<String>>) {
+/// One request's head, read byte by byte up to the blank line; `None` when
+/// the client closed the connection first.
+fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if stream.read(&mut byte).unwrap_or(0) == 0 {
-            return;
+            return None;
         }
         head.push(byte[0]);
     }
+    Some(head)
+}
+
+fn serve(mut stream: TcpStream, reply: Reply, seen: &Mutex<Vec<String>>) {
+    let Some(head) = read_head(&mut stream) else {
+        return;
+    };
     let line = String::from_utf8_lossy(&head)
         .lines()
         .next()
@@ -361,13 +370,8 @@ fn keep_alive_camera(body: Vec<u8>) -> (String, Arc<Mutex<usize>>) {
             *count.lock().unwrap() += 1;
             let body = body.clone();
             std::thread::spawn(move || loop {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if stream.read(&mut byte).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
+                if read_head(&mut stream).is_none() {
+                    return;
                 }
                 let answer = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
