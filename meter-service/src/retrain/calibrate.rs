@@ -4,7 +4,8 @@
 
 use meter_model::{Dataset, DigitModel};
 
-use super::{reading_check, replay_check, ForgetCheck, ReadingCheck};
+use super::{predictions, reading_tally};
+use crate::counters::Tally;
 
 /// The temperature refitted on the dataset's training images (the user's
 /// own, not replay images), when the current model's weights never trained
@@ -33,22 +34,21 @@ pub(super) fn calibration(
     }
     let before = current.metadata().temperature;
     let t = meter_model::fit_temperature(current, own)?;
-    let mut unsure = 0;
-    for chunk in own.samples.chunks(meter_model::EVAL_BATCH) {
-        let images: Vec<_> = chunk.iter().map(|s| s.image.clone()).collect();
-        unsure += current
-            .predict_batch(&images)?
+    log::info!(
+        "calibration: temperature {t:.2} fits the {} training images; the model has {before:.2}",
+        own.len(),
+    );
+    if t < before {
+        let unsure = predictions(current, own)?
             .iter()
             .filter(|p| p.confidence < sure)
             .count();
-    }
-    log::info!(
-        "calibration: temperature {t:.2} fits the {} training images ({unsure} read below {sure}); the model has {before:.2}",
-        own.len(),
-    );
-    if t < before && unsure < MIN_UNSURE {
-        log::info!("calibration: too few unsure images to sharpen on; keeping {before:.2}");
-        return Ok(None);
+        if unsure < MIN_UNSURE {
+            log::info!(
+                "calibration: only {unsure} of them read below {sure}, too few to sharpen on; keeping {before:.2}"
+            );
+            return Ok(None);
+        }
     }
     Ok(Some(t))
 }
@@ -65,45 +65,38 @@ pub(super) fn with_temperature(model: &DigitModel, t: f32) -> anyhow::Result<Dig
     Ok(model.with_metadata(meta)?)
 }
 
-/// The recalibrated current model or the fine-tune at the same temperature:
-/// the one that can pass the gate (the recalibrated model reads every digit
-/// as the current one, so it never forgets), then the one storing more of
-/// the readings composed from the validation images with none wrong (ties:
-/// the fine-tune, which also learnt the digits).
+/// The recalibrated current model or the fine-tune at the same temperature
+/// (`tuned_keeps`: whether the fine-tune passed the forgetting check): the
+/// one that can pass the gate (the recalibrated model reads every digit as
+/// the current one, so it never forgets), then the one storing more of the
+/// readings composed from the validation images with none wrong (ties: the
+/// fine-tune, which also learnt the digits). With the chosen one's tally.
 pub(super) fn pick_calibrated(
-    current: &DigitModel,
     recalibrated: DigitModel,
     tuned: DigitModel,
+    tuned_keeps: bool,
     val: &Dataset,
-    check: Option<&ForgetCheck>,
     tuned_name: &str,
-) -> anyhow::Result<(DigitModel, String)> {
-    let tuned_keeps = match check {
-        Some(c) => !replay_check(&tuned, c)?.forgets(),
-        None => true,
+) -> anyhow::Result<(DigitModel, String, Option<Tally>)> {
+    let a = reading_tally(&recalibrated, val)?;
+    let b = reading_tally(&tuned, val)?;
+    let key = |keeps: bool, t: &Option<Tally>| {
+        (keeps, t.as_ref().map(|t| (t.stored_wrong == 0, t.stored)))
     };
-    let a = reading_check(current, &recalibrated, val)?;
-    let b = reading_check(current, &tuned, val)?;
-    let key = |keeps: bool, c: &Option<ReadingCheck>| {
-        let readings = c
-            .as_ref()
-            .map(|c| (c.candidate.stored_wrong == 0, c.candidate.stored));
-        (keeps, readings)
-    };
-    for (name, c) in [("recalibrated", &a), (tuned_name, &b)] {
-        if let Some(c) = c {
+    for (name, t) in [("recalibrated", &a), (tuned_name, &b)] {
+        if let Some(t) = t {
             log::info!(
                 "{name}: {} of {} composed readings stored, {} wrong",
-                c.candidate.stored,
-                c.candidate.frames,
-                c.candidate.stored_wrong
+                t.stored,
+                t.frames,
+                t.stored_wrong
             );
         }
     }
     Ok(if key(true, &a) > key(tuned_keeps, &b) {
-        (recalibrated, "recalibrated".to_owned())
+        (recalibrated, "recalibrated".to_owned(), a)
     } else {
-        (tuned, tuned_name.to_owned())
+        (tuned, tuned_name.to_owned(), b)
     })
 }
 

@@ -27,10 +27,12 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use meter_core::DigitPrediction;
 use meter_model::{evaluate, Dataset, DigitModel};
 use time::OffsetDateTime;
 
 use crate::config::ResolvedConfig;
+use crate::counters::Tally;
 use crate::files::image_hash;
 use crate::registry::{self, Attempt, Registry, Score, Version};
 
@@ -98,19 +100,28 @@ impl Default for Settings {
     }
 }
 
-/// Per image: (exact, within 0.1) right.
-fn outcomes(model: &DigitModel, data: &Dataset) -> anyhow::Result<Vec<(bool, bool)>> {
+/// The model's reading of every image of `data`, in order.
+fn predictions(model: &DigitModel, data: &Dataset) -> anyhow::Result<Vec<DigitPrediction>> {
     let mut out = Vec::with_capacity(data.len());
     for chunk in data.samples.chunks(meter_model::EVAL_BATCH) {
         let images: Vec<_> = chunk.iter().map(|s| s.image.clone()).collect();
-        for (s, p) in chunk.iter().zip(model.predict_batch(&images)?) {
-            out.push((
-                p.tenths == s.label,
-                p.tenths.circular_distance(s.label) <= 1,
-            ));
-        }
+        out.extend(model.predict_batch(&images)?);
     }
     Ok(out)
+}
+
+/// Per image: (exact, within 0.1) right.
+fn outcomes(model: &DigitModel, data: &Dataset) -> anyhow::Result<Vec<(bool, bool)>> {
+    Ok(predictions(model, data)?
+        .iter()
+        .zip(&data.samples)
+        .map(|(p, s)| {
+            (
+                p.tenths == s.label,
+                p.tenths.circular_distance(s.label) <= 1,
+            )
+        })
+        .collect())
 }
 
 /// The forgetting check's images with the current model's results on them.
@@ -339,36 +350,38 @@ pub fn retrain(
         train.samples.extend(extra.samples);
     }
     let cur_score = Score::from(&evaluate(&current, &val)?);
-    let (candidate, made, train_seconds) = match &settings.candidate {
-        Some(p) => (
-            DigitModel::load(p).with_context(|| format!("candidate {}", p.display()))?,
-            format!("{} (given)", p.display()),
-            0.0,
-        ),
+    // Each model reads the composed validation readings once (a few
+    // seconds each); the candidate's tally may come from choosing it.
+    let (candidate, made, cand_tally, train_seconds) = match &settings.candidate {
+        Some(p) => {
+            let m = DigitModel::load(p).with_context(|| format!("candidate {}", p.display()))?;
+            let tally = reading_tally(&m, &val)?;
+            (m, format!("{} (given)", p.display()), tally, 0.0)
+        }
         None => {
             let (tuned, secs) = fine_tune(&current, parent, &train, &unseen_sources, settings)?;
-            let (alpha, best) = pick_blend(&current, tuned, &val, check.as_ref(), settings.blend)?;
+            let (alpha, best, keeps) =
+                pick_blend(&current, tuned, &val, check.as_ref(), settings.blend)?;
             let before = current.metadata().temperature;
             let tuned = format!("fine-tuned (blend {alpha:.2})");
             match temperature {
                 Some(t) if (t - before).abs() >= 0.01 => {
                     let recalibrated = with_temperature(&current, t)?;
                     let best = with_temperature(&best, t)?;
-                    let (model, what) = pick_calibrated(
-                        &current,
-                        recalibrated,
-                        best,
-                        &val,
-                        check.as_ref(),
-                        &tuned,
-                    )?;
+                    let (model, what, tally) =
+                        pick_calibrated(recalibrated, best, keeps, &val, &tuned)?;
+                    let made = format!("{what}, temperature {before:.2} -> {t:.2}");
+                    (model, made, tally, secs)
+                }
+                _ => {
+                    let tally = reading_tally(&best, &val)?;
                     (
-                        model,
-                        format!("{what}, temperature {before:.2} -> {t:.2}"),
+                        best,
+                        format!("{tuned}, temperature {before:.2}"),
+                        tally,
                         secs,
                     )
                 }
-                _ => (best, format!("{tuned}, temperature {before:.2}"), secs),
             }
         }
     };
@@ -381,7 +394,10 @@ pub fn retrain(
         .as_ref()
         .map(|c| replay_check(&candidate, c))
         .transpose()?;
-    let readings = reading_check(&current, &candidate, &val)?;
+    let readings = match (reading_tally(&current, &val)?, cand_tally) {
+        (Some(current), Some(candidate)) => Some(ReadingCheck { current, candidate }),
+        _ => None,
+    };
     if let Some(r) = readings.as_ref().filter(|r| r.current.stored_wrong > 0) {
         // The current model is misreading this dataset's meter surely: the
         // user should know whatever the candidate's fate.
@@ -462,13 +478,10 @@ fn refusal(
         .map(|r| format!("on readings: {r}"))
 }
 
-/// Both models on counters composed from the validation images, or `None`
-/// when those images cannot make a counter (no settled digit).
-fn reading_check(
-    current: &DigitModel,
-    candidate: &DigitModel,
-    val: &Dataset,
-) -> anyhow::Result<Option<ReadingCheck>> {
+/// `model` on counters composed from the validation images (single frames
+/// and histories together), or `None` when those images cannot make a
+/// counter (no settled digit).
+fn reading_tally(model: &DigitModel, val: &Dataset) -> anyhow::Result<Option<Tally>> {
     use crate::counters::{evaluate_counters, CounterEval, Plan, StreamKind};
     // 200 frames a model: a retrain's few seconds, enough to see a candidate
     // that stores wrong readings or leaves a third more unsure.
@@ -481,24 +494,18 @@ fn reading_check(
         },
         ..CounterEval::default()
     };
-    let tally = |m: &DigitModel| -> anyhow::Result<Option<crate::counters::Tally>> {
-        match evaluate_counters(m, val, &[], &options) {
-            Ok(r) => {
-                let mut t = r.total(StreamKind::Single);
-                t.add(&r.total(StreamKind::History));
-                Ok(Some(t))
-            }
-            Err(e) if e.chain().any(|c| c.is::<meter_synth::ComposeError>()) => {
-                log::info!("no reading-level check: {e:#}");
-                Ok(None)
-            }
-            Err(e) => Err(e.context("the reading-level check")),
+    match evaluate_counters(model, val, &[], &options) {
+        Ok(r) => {
+            let mut t = r.total(StreamKind::Single);
+            t.add(&r.total(StreamKind::History));
+            Ok(Some(t))
         }
-    };
-    Ok(match (tally(current)?, tally(candidate)?) {
-        (Some(current), Some(candidate)) => Some(ReadingCheck { current, candidate }),
-        _ => None,
-    })
+        Err(e) if e.chain().any(|c| c.is::<meter_synth::ComposeError>()) => {
+            log::info!("no reading-level check: {e:#}");
+            Ok(None)
+        }
+        Err(e) => Err(e.context("the reading-level check")),
+    }
 }
 
 /// `v0 (base model)`, `v3`.

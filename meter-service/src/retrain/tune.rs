@@ -18,14 +18,15 @@ const BLENDS: [f32; 4] = [1.0, 0.75, 0.5, 0.25];
 
 /// The blend of `current` and `tuned` that reads the user's validation
 /// images best among those that forget nothing on the replay check (when
-/// there is one), with its weight; ties go to the blend closer to `current`.
+/// there is one), with its weight and whether it passed that check; ties go
+/// to the blend closer to `current`.
 pub(super) fn pick_blend(
     current: &DigitModel,
     tuned: DigitModel,
     val: &Dataset,
     check: Option<&ForgetCheck>,
     fixed: Option<f32>,
-) -> anyhow::Result<(f32, DigitModel)> {
+) -> anyhow::Result<(f32, DigitModel, bool)> {
     let mut best: Option<(f32, (f64, f64), bool, DigitModel)> = None;
     let fixed = fixed.map(|a| [a]);
     for &alpha in fixed.as_ref().map_or(&BLENDS[..], |f| &f[..]) {
@@ -57,9 +58,9 @@ pub(super) fn pick_blend(
             best = Some((alpha, key, keeps, m));
         }
     }
-    let (alpha, _, _, m) = best.expect("at least one blend");
+    let (alpha, _, keeps, m) = best.expect("at least one blend");
     log::info!("chose blend {alpha:.2}");
-    Ok((alpha, m))
+    Ok((alpha, m, keeps))
 }
 
 pub(super) fn fine_tune(
