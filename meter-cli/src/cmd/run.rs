@@ -70,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let cfg_for_web = cfg.clone();
     // One page per config: the first shard serves it.
-    let serves = cfg.serve.is_some() && args.shard.is_none_or(|s| s.index == 1);
+    let serves = cfg.serve.is_some() && Shard::is_first(args.shard);
     let service = Service::new(
         cfg,
         RunOptions {

@@ -223,7 +223,7 @@ impl Service {
         bus.subscribe(live.subscriber())
             .context("starting a subscriber thread")?;
         // One process per bot token answers commands: the first shard.
-        let bot_commands = opts.shard.is_none_or(|s| s.index == 1);
+        let bot_commands = Shard::is_first(opts.shard);
         if let Some(alerts) = crate::alerting::start(&cfg, &meters, live.clone(), bot_commands)? {
             bus.subscribe(alerts)
                 .context("starting a subscriber thread")?;

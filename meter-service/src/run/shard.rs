@@ -43,6 +43,12 @@ impl Shard {
         });
         h % u64::from(self.count) == u64::from(self.index - 1)
     }
+
+    /// Whether the process reading `shard` (`None`: all meters) does the
+    /// jobs one process per config does: the bot's commands, the web page.
+    pub fn is_first(shard: Option<Shard>) -> bool {
+        shard.is_none_or(|s| s.index == 1)
+    }
 }
 
 #[cfg(test)]
