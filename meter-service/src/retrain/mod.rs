@@ -276,7 +276,9 @@ pub fn retrain(
         version_name(parent)
     );
     let user_images = train.len();
-    // The surest rule among the config's meters: what "unsure" means below.
+    // What "unsure" means for the calibration's guard: the most lenient
+    // min_confidence among the meters, at most the default, so that as few
+    // images as possible count as evidence for sharpening.
     let sure = cfg
         .meters
         .iter()
