@@ -59,16 +59,20 @@ labelled, rest = mine[:n], mine[n:]
 for r in labelled:
     d = os.path.join(work, 'user', 'dataset', r['label'])
     os.makedirs(d, exist_ok=True)
-    shutil.copy(os.path.join(data, r['file']), d)
-def manifest(name, rs):
+    # Named as `meter classify` files a label of meter "adapt", so that
+    # retrain calibrates that meter's own temperature.
+    ext = os.path.splitext(r['file'])[1]
+    shutil.copy(os.path.join(data, r['file']), os.path.join(d, f"adapt-{r['sha1'][:16]}{ext}"))
+def manifest(name, rs, source=None):
     os.makedirs(os.path.join(work, name))
     with open(os.path.join(work, name, 'manifest.csv'), 'w', newline='') as f:
         w = csv.writer(f)
         w.writerow(['file', 'label', 'source', 'kind'])
         for r in rs:
-            w.writerow([os.path.join(data, r['file']), r['label'], r['source'], r['kind']])
+            w.writerow([os.path.join(data, r['file']), r['label'], source or r['source'], r['kind']])
 manifest('all', mine)
-manifest('rest', rest)
+# The rest of the meter, as meter "adapt": read at its own temperature.
+manifest('rest', rest, 'adapt')
 # The other held-out meters, split in two by content hash: one half is given
 # to `meter retrain` (in its replay data: its forgetting check, since the
 # model never trained on them), the other half measures the bar.

@@ -1,6 +1,6 @@
 //! The digit model: loading, saving and batch prediction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -53,6 +53,11 @@ pub struct ModelMetadata {
     pub normalisation: Normalisation,
     /// Softmax temperature fitted on validation data, so that confidences are calibrated.
     pub temperature: f32,
+    /// Temperatures fitted on single meters' own images, by meter name
+    /// (`meter retrain`): one meter's calibration never sharpens or softens
+    /// another's. A meter not listed reads at `temperature`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meter_temperatures: BTreeMap<String, f32>,
     /// How the model was trained, when known.
     #[serde(default)]
     pub training: Option<TrainingSummary>,
@@ -71,6 +76,7 @@ impl ModelMetadata {
             classes: CLASSES,
             normalisation: Normalisation::PerImageStandardise,
             temperature: 1.0,
+            meter_temperatures: BTreeMap::new(),
             training: None,
             validation: None,
         }
@@ -124,6 +130,8 @@ pub struct DigitModel {
     inner: Arc<Inner>,
     /// Read every image also shifted (see [`DigitModel::with_agreement`]).
     agreement: bool,
+    /// The meter's own temperature (see [`DigitModel::for_meter`]).
+    meter_temperature: Option<f32>,
 }
 
 impl DigitModel {
@@ -176,6 +184,7 @@ impl DigitModel {
                 fast,
             }),
             agreement: false,
+            meter_temperature: None,
         }
     }
 
@@ -205,6 +214,23 @@ impl DigitModel {
     /// What the model file says about itself.
     pub fn metadata(&self) -> &ModelMetadata {
         &self.inner.metadata
+    }
+
+    /// This model as it reads meter `name`: at the meter's own temperature
+    /// when the model file has one, else unchanged (a model already set to
+    /// a meter stays so).
+    pub fn for_meter(&self, name: &str) -> Self {
+        let mut m = self.clone();
+        if let Some(&t) = self.inner.metadata.meter_temperatures.get(name) {
+            m.meter_temperature = Some(t);
+        }
+        m
+    }
+
+    /// The softmax temperature it reads at.
+    pub fn temperature(&self) -> f32 {
+        self.meter_temperature
+            .unwrap_or(self.inner.metadata.temperature)
     }
 
     /// A copy with other metadata (same weights), e.g. to record training details.
@@ -313,7 +339,7 @@ impl DigitModel {
             .chunks_exact(CLASSES)
             .enumerate()
             .map(|(index, l)| {
-                prediction_from_logits(l, self.inner.metadata.temperature)
+                prediction_from_logits(l, self.temperature())
                     .map_err(|source| ModelError::BadOutput { index, source })
             })
             .collect()
@@ -344,7 +370,7 @@ impl DigitModel {
             all.extend(images.iter().map(|img| shifted(img, dy)));
         }
         let logits = self.logits(&all)?;
-        let t = self.inner.metadata.temperature;
+        let t = self.temperature();
         (0..n)
             .map(|index| {
                 let mut mean = vec![0f32; CLASSES];
@@ -432,6 +458,17 @@ fn check_compatible(m: &ModelMetadata, origin: &str) -> Result<(), ModelError> {
     }
     if !(m.temperature.is_finite() && m.temperature > 0.0) {
         return incompatible("temperature", "> 0".into(), m.temperature.to_string());
+    }
+    if let Some((meter, t)) = m
+        .meter_temperatures
+        .iter()
+        .find(|(_, t)| !(t.is_finite() && **t > 0.0))
+    {
+        return incompatible(
+            "meter temperature",
+            "> 0".into(),
+            format!("{t} for meter {meter}"),
+        );
     }
     Ok(())
 }

@@ -160,6 +160,9 @@ pub fn evaluate_counters(
         let dir = scratch.path().join(file_name(source));
         let meter = Meter::new(&dir, options)?;
         let started = std::time::Instant::now();
+        // A source is one meter: read at that meter's own temperature when
+        // the model has one.
+        let model = &model.for_meter(source);
         let mut reader = None;
         evaluate(&bank, &streams, &mut report, |f| {
             let stream = &streams[f.stream];

@@ -51,6 +51,28 @@ pub fn hash_of_name(path: &Path) -> Option<u64> {
         .flatten()
 }
 
+/// The meter a digit image filed by the reader or by `meter classify`
+/// belongs to: the prefix of its name `<meter>-<16 hex digits>.<ext>`.
+pub fn meter_of_name(path: &Path) -> Option<&str> {
+    let stem = path.file_stem()?.to_str()?;
+    let (meter, hex) = stem.rsplit_once('-')?;
+    (hex.len() == 16 && u64::from_str_radix(hex, 16).is_ok() && !meter.is_empty()).then_some(meter)
+}
+
+/// Gives each image of `data` whose name says which meter filed it
+/// ([`meter_of_name`]; one of `meters`, or any with `None`) that meter as
+/// its source, so that a user's dataset is calibrated and judged meter by
+/// meter, as each meter is read. Other images keep the source the dataset
+/// gave them.
+pub fn sources_by_meter(data: &mut meter_model::Dataset, meters: Option<&[&str]>) {
+    for s in &mut data.samples {
+        let known = |m: &&str| meters.is_none_or(|ms| ms.contains(m));
+        if let Some(m) = meter_of_name(&s.path).filter(known) {
+            s.source = m.to_owned();
+        }
+    }
+}
+
 /// The (non-hidden) files in the label folders (`N.M`) of `dataset_dir`;
 /// none when it does not exist yet.
 pub fn label_files(dataset_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -244,6 +266,24 @@ mod tests {
         let again = ImageFiler::new(dir.path().to_path_buf(), 5);
         assert!(!again.file("4.0", "m-", &img(2)).unwrap(), "filed earlier");
         assert!(again.file("4.0", "m-", &img(4)).unwrap());
+    }
+
+    #[test]
+    fn the_meter_is_read_back_from_the_name() {
+        let name = digit_file_name("house-", 0xab);
+        assert_eq!(meter_of_name(Path::new(&name)), Some("house"));
+        assert_eq!(
+            meter_of_name(Path::new("3.7/water-cold-00000000000000ff.jpg")),
+            Some("water-cold")
+        );
+        for other in [
+            "powermeter-betar-1__ea0656bb5a30.jpg",
+            "m-ab.png",
+            "-00000000000000ff.png",
+            "m-00000000000000fg.png",
+        ] {
+            assert_eq!(meter_of_name(Path::new(other)), None, "{other}");
+        }
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl MeterReader {
         Ok(Self {
             meter: meter.clone(),
             tracker: Tracker::new(pipeline(meter, model.input_size())?),
-            model,
+            model: model.for_meter(&meter.name),
             state_dir: cfg.state_dir.clone(),
             dataset: filers.dataset.clone(),
             unsure: filers.unsure.clone(),
@@ -180,7 +180,7 @@ impl MeterReader {
             have.0,
             have.1
         );
-        self.model = model;
+        self.model = model.for_meter(&self.meter.name);
         Ok(())
     }
 

@@ -121,6 +121,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     for p in &data.problems {
         log::warn!("skipped: {p}");
     }
+    // A user's dataset/: each meter's images are its own source, read at
+    // its own temperature.
+    meter_service::files::sources_by_meter(&mut data, None);
     let mut sources = args.sources.clone();
     if let Some(f) = &args.sources_file {
         sources.extend(read_source_list(f)?);

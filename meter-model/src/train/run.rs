@@ -235,6 +235,7 @@ pub fn train(
         // a model calibrated at 0.7 was less sure of everything, and the
         // reading gate refused it for storing fewer readings.
         meta.temperature = init.metadata().temperature;
+        meta.meter_temperatures = init.metadata().meter_temperatures.clone();
     }
     let plain = DigitModel::from_parts(meta.clone(), weights.clone());
     let validation = if val_set.is_empty() {

@@ -17,8 +17,12 @@
 //! temperature is refitted on the dataset's training images, which it reads
 //! as it will read the user's meters: a meter it reads right but unsurely
 //! gets a sharper temperature, one it misreads confidently a softer one.
-//! Two candidates then exist, the recalibrated current model and the
-//! fine-tune at that temperature; the one that stores more of the composed
+//! Each meter gets its own, fitted on the images it filed or that were
+//! labelled from it (named `<meter>-<hash>`), kept in the model file and
+//! applied when that meter is read; other images refit the general one.
+//! The composed validation readings are composed and read meter by meter
+//! too. Two candidates then exist, the recalibrated current model and the
+//! fine-tune at those temperatures; the one that stores more of the composed
 //! readings (none wrong) goes before the gate. Measured on meters the
 //! shipped model never saw (100 labels each, readings composed from the
 //! meter's other photos): Metrona/cold's histories 73% -> 98% stored, none
@@ -44,7 +48,7 @@ mod tune;
 pub use blend::blend;
 pub use gate::{Paired, ReadingCheck, ReplayCheck, FORGET_P, UNSEEN_MARGIN};
 
-use calibrate::{calibration, pick_calibrated, with_temperature};
+use calibrate::{calibration, pick_calibrated};
 use tune::{fine_tune, pick_blend};
 
 /// One image in this many is validation.
@@ -240,8 +244,10 @@ pub fn retrain(
     }
     let parent = reg.current_version();
     let current = registry::load_current_model(cfg)?;
-    let data = Dataset::load(&cfg.dataset_dir, current.input_size())
+    let mut data = Dataset::load(&cfg.dataset_dir, current.input_size())
         .with_context(|| format!("dataset_dir {}", cfg.dataset_dir.display()))?;
+    let meters: Vec<&str> = cfg.meters.iter().map(|m| m.name.as_str()).collect();
+    crate::files::sources_by_meter(&mut data, Some(&meters));
     for p in &data.problems {
         log::warn!("skipped: {p}");
     }
@@ -284,7 +290,7 @@ pub fn retrain(
         .iter()
         .map(|m| m.rules.min_confidence)
         .fold(meter_core::Rules::default().min_confidence, f32::min);
-    let temperature = calibration(&current, &train, sure)?;
+    let calibrated = calibration(&current, &train, &meters, sure)?;
     // The forgetting check: the replay images of meters the current model
     // never trained on, else a fifth of the replay images (by hash).
     let mut check = None;
@@ -364,26 +370,18 @@ pub fn retrain(
             let (tuned, secs) = fine_tune(&current, parent, &train, &unseen_sources, settings)?;
             let (alpha, best, keeps) =
                 pick_blend(&current, tuned, &val, check.as_ref(), settings.blend)?;
-            let before = current.metadata().temperature;
             let tuned = format!("fine-tuned (blend {alpha:.2})");
-            match temperature {
-                Some(t) if (t - before).abs() >= 0.01 => {
-                    let recalibrated = with_temperature(&current, t)?;
-                    let best = with_temperature(&best, t)?;
-                    let (model, what, tally) =
-                        pick_calibrated(recalibrated, best, keeps, &val, &tuned)?;
-                    let made = format!("{what}, temperature {before:.2} -> {t:.2}");
-                    (model, made, tally, secs)
-                }
-                _ => {
-                    let tally = reading_tally(&best, &val)?;
-                    (
-                        best,
-                        format!("{tuned}, temperature {before:.2}"),
-                        tally,
-                        secs,
-                    )
-                }
+            if calibrated.is_empty() {
+                let tally = reading_tally(&best, &val)?;
+                let made = format!("{tuned}, temperature {:.2}", current.temperature());
+                (best, made, tally, secs)
+            } else {
+                let recalibrated = calibrated.apply(&current)?;
+                let best = calibrated.apply(&best)?;
+                let (model, what, tally) =
+                    pick_calibrated(recalibrated, best, keeps, &val, &tuned)?;
+                let made = format!("{what}, {}", calibrated.describe(&current));
+                (model, made, tally, secs)
             }
         }
     };
