@@ -3,5 +3,6 @@
 
 mod browser;
 mod helpers;
+mod retrain;
 mod routes;
 mod security;
