@@ -129,6 +129,9 @@ impl App {
             }
             (true, ["api", "meters", name, "frame.jpg"]) => self.frame(&self.meter(name)?),
             (true, ["api", "meters", name, "digits", file]) => self.digit(&self.meter(name)?, file),
+            (true, ["api", "meters", name, "unsure", time, file]) => {
+                crate::kept::unsure_crop(&self.cfg(), &self.meter(name)?, time, file)
+            }
             (true, ["api", "meters", name, "editor.jpg"]) => {
                 crate::editor::frame_jpeg(self, &self.meter(name)?)
             }

@@ -2,6 +2,7 @@
 //! (server-side SVG), consumption per day in the local time zone, the
 //! readings that were not stored, and `/api/meters/{name}/readings`.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -11,8 +12,11 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::html::esc;
+use crate::html::{esc, seg};
 use crate::http::{Req, Resp};
+
+/// Kept digit images by reading time (unix seconds) and digit.
+pub type KeptCrops = BTreeMap<i64, BTreeMap<usize, PathBuf>>;
 
 /// Most readings returned or drawn (the newest ones).
 pub const MAX_POINTS: usize = 100_000;
@@ -271,8 +275,9 @@ pub fn day_chart(days: &[(String, f64)], max_per_day: Option<f64>) -> String {
 }
 
 /// The history section of a meter's page; `max_per_day`: the contract's
-/// maximum consumption per day, drawn as red points.
-pub fn section(h: &History, m: &MeterConfig, max_per_day: Option<f64>) -> String {
+/// maximum consumption per day, drawn as red points; `kept`: the digit
+/// images the reader kept of unsure readings, by reading time.
+pub fn section(h: &History, m: &MeterConfig, max_per_day: Option<f64>, kept: &KeptCrops) -> String {
     if h.files.is_empty() {
         return "<p class=\"msg\">No JSON-lines sink in the config: the history cannot be read \
                 back here (add a [[sink]] with type = \"jsonl\").</p>"
@@ -298,7 +303,7 @@ pub fn section(h: &History, m: &MeterConfig, max_per_day: Option<f64>) -> String
             esc(d)
         ));
     }
-    out.push_str("</table><h3>Not stored (newest first)</h3><table id=\"notstored\"><tr><th>time</th><th>status</th><th>raw</th><th>reason</th></tr>");
+    out.push_str("</table><h3>Not stored (newest first)</h3><table id=\"notstored\"><tr><th>time</th><th>status</th><th>raw</th><th>reason</th><th>frame</th></tr>");
     for p in h
         .points
         .iter()
@@ -307,14 +312,40 @@ pub fn section(h: &History, m: &MeterConfig, max_per_day: Option<f64>) -> String
         .take(50)
     {
         out.push_str(&format!(
-            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&p.time.format(&Rfc3339).unwrap_or_default()),
             esc(&p.status),
             esc(&p.status),
             p.raw.map(|r| r.to_string()).unwrap_or_default(),
-            esc(p.reason.as_deref().unwrap_or(""))
+            esc(p.reason.as_deref().unwrap_or("")),
+            kept_cell(m, p, kept)
         ));
     }
     out.push_str("</table>");
     out
+}
+
+/// A not-stored reading's kept digit images, each linked to itself, or
+/// "frame not kept" (labelled since, the folder was full, the same picture
+/// was kept already, or a rejected reading, of which nothing is kept).
+fn kept_cell(m: &MeterConfig, p: &Point, kept: &KeptCrops) -> String {
+    let stamp = p.time.unix_timestamp();
+    // Only unsure readings keep digits: a rejected one in the same second
+    // must not show them.
+    let digits = kept
+        .get(&stamp)
+        .filter(|d| p.status == "unsure" && !d.is_empty());
+    let Some(digits) = digits else {
+        return "<span class=\"msg\">frame not kept</span>".into();
+    };
+    digits
+        .keys()
+        .map(|k| {
+            let url = format!("/api/meters/{}/unsure/{stamp}/{k}.png", seg(&m.name));
+            format!(
+                "<a href=\"{url}\"><img class=\"kept\" src=\"{url}\" alt=\"digit {}\" height=\"32\"></a>",
+                k + 1
+            )
+        })
+        .collect()
 }

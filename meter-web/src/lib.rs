@@ -4,7 +4,8 @@
 //!   boxes, the digits read, the stored and raw value, the status, the
 //!   camera's health), refreshed by polling;
 //! - each meter's history from the file sinks (an SVG chart, consumption
-//!   per day), and "set value";
+//!   per day, the readings not stored with the digit images the reader
+//!   kept of them), and "set value";
 //! - the labeller of the `unsure/` queue (the same
 //!   [`Session`](meter_service::label::Session) as `meter classify`), a
 //!   retrain button and the model versions;
@@ -24,6 +25,7 @@ mod editor;
 mod history;
 mod html;
 mod http;
+mod kept;
 mod label;
 mod pages;
 

@@ -251,7 +251,7 @@ pub fn detail(app: &App, m: &MeterConfig, req: &Req) -> Result<Resp, Resp> {
          <p class=\"msg\" id=\"setmsg\"></p><h2>History, last {days} days</h2>{}<script>{DETAIL_JS}</script>",
         card(&json),
         seg(&m.name),
-        history::section(&hist, m, max_per_day)
+        history::section(&hist, m, max_per_day, &crate::kept::unsure_crops(&cfg, &m.name))
     );
     Ok(Resp::html(layout(&m.name, &body)))
 }

@@ -42,6 +42,11 @@ impl Site {
 /// The config of a simulated meter: its `[[meter]]` table (with `extra`
 /// keys), a JSON-lines sink, folders under a temp dir.
 pub fn setup(extra: &str) -> (Server, PathBuf, tempfile::TempDir) {
+    setup_with("", extra)
+}
+
+/// As [`setup`], with `top` (top-level keys and tables) first in the file.
+pub fn setup_with(top: &str, extra: &str) -> (Server, PathBuf, tempfile::TempDir) {
     let camera = Server::start(SimConfig {
         source: Frames::Synthetic(Box::new(SyntheticConfig {
             start: 1234.0,
@@ -66,7 +71,7 @@ pub fn setup(extra: &str) -> (Server, PathBuf, tempfile::TempDir) {
     std::fs::write(
         &config,
         format!(
-            "# the test's config\n{table}\n[[sink]]\ntype = \"jsonl\"\npath = \"readings.jsonl\"\n"
+            "# the test's config\n{top}\n{table}\n[[sink]]\ntype = \"jsonl\"\npath = \"readings.jsonl\"\n"
         ),
     )
     .unwrap();
@@ -75,7 +80,12 @@ pub fn setup(extra: &str) -> (Server, PathBuf, tempfile::TempDir) {
 
 /// A simulated meter read `count` times by the service, then served.
 pub fn site(extra: &str, count: u64) -> Site {
-    let (camera, config, dir) = setup(extra);
+    site_with("", extra, count)
+}
+
+/// As [`site`], with `top` first in the config (see [`setup_with`]).
+pub fn site_with(top: &str, extra: &str, count: u64) -> Site {
+    let (camera, config, dir) = setup_with(top, extra);
     let cfg = ResolvedConfig::load_with_env(&config, &Default::default()).unwrap();
     let service = Service::new(
         cfg.clone(),

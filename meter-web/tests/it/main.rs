@@ -3,5 +3,7 @@
 
 mod browser;
 mod helpers;
+mod kept;
+mod retrain;
 mod routes;
 mod security;

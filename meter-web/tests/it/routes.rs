@@ -244,3 +244,125 @@ fn box_editor_saves_the_meter_table() {
     );
     let _ = &s.dir;
 }
+
+#[test]
+fn propose_finds_one_box_per_digit_near_the_configured_ones() {
+    let s = site("", 1);
+    let cfg = s.cfg();
+    let configured = cfg.meters[0].geometry.regions().unwrap().boxes();
+    let (st, body) = post(&s.url("/api/meters/camsim/propose"), Some(&s.origin()), "");
+    assert_eq!(st, 200, "{body}");
+    let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        j.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["digits"],
+        "{body}"
+    );
+    let proposed: Vec<[u32; 4]> = serde_json::from_value(j["digits"].clone()).unwrap();
+    assert_eq!(
+        proposed.len(),
+        configured.len(),
+        "one box per digit: {body}"
+    );
+    // The simulator's config holds the true boxes: each proposed box lies
+    // on its digit (centres within a fifth of the box, as the auto-ROI
+    // tests of meter-vision judge it), left to right.
+    let centre = |b: &[u32; 4]| {
+        (
+            f64::from(b[0]) + f64::from(b[2]) / 2.0,
+            f64::from(b[1]) + f64::from(b[3]) / 2.0,
+        )
+    };
+    for (k, (p, c)) in proposed.iter().zip(&configured).enumerate() {
+        let (pc, cc) = (centre(p), centre(c));
+        assert!(
+            (pc.0 - cc.0).abs() < f64::from(c[2]) * 0.2
+                && (pc.1 - cc.1).abs() < f64::from(c[3]) * 0.2,
+            "digit {k}: proposed {p:?}, configured {c:?}"
+        );
+    }
+    assert!(proposed.windows(2).all(|w| w[0][0] < w[1][0]), "{body}");
+    // Proposing changes nothing: the config file is as it was.
+    assert_eq!(
+        s.cfg().meters[0].geometry.regions().unwrap().boxes(),
+        configured
+    );
+    assert_eq!(get(&s.url("/api/meters/camsim/propose")).0, 405);
+    assert_eq!(
+        post(&s.url("/api/meters/nothing/propose"), Some(&s.origin()), "").0,
+        404
+    );
+}
+
+#[test]
+fn box_editor_saves_marks_and_rotation_and_keeps_other_meters() {
+    let s = site("", 1);
+    let o = s.origin();
+    // A second meter, written by hand with its own comment, after the
+    // service started: the save must leave it as written.
+    let first = std::fs::read_to_string(&s.config).unwrap();
+    let cfg = s.cfg();
+    let camsim = &cfg.meters[0];
+    let other = "\n# the garage meter, by hand\n[[meter]]\nname = \"garage\"  # next to the door\n\
+         source = \"garage-frames\"\ndigits = [[1, 2, 30, 40], [31, 2, 30, 40]]\n";
+    std::fs::write(&s.config, format!("{first}{other}")).unwrap();
+    let before = std::fs::read_to_string(&s.config).unwrap();
+
+    let boxes = camsim.geometry.regions().unwrap().boxes();
+    let marks: Vec<[u32; 2]> = camsim.geometry.marks.iter().map(|m| [m.x, m.y]).collect();
+    assert!(!marks.is_empty(), "the simulator's meter has marks");
+    let moved: Vec<[u32; 2]> = marks.iter().map(|m| [m[0] + 3, m[1] + 1]).collect();
+    let rotate = camsim.geometry.rotate + 1.5;
+    let body = |marks: &[[u32; 2]], rotate: f64| {
+        serde_json::json!({ "digits": boxes, "marks": marks, "rotate": rotate }).to_string()
+    };
+    let url = s.url("/api/meters/camsim/boxes");
+
+    // Refused: a mark too few, a rotation beyond a turn; the file untouched.
+    let (st, text) = post(&url, Some(&o), &body(&moved[1..], rotate));
+    assert_eq!(st, 400, "{text}");
+    assert!(text.contains("marks"), "{text}");
+    let (st, text) = post(&url, Some(&o), &body(&moved, 400.0));
+    assert_eq!(st, 400, "{text}");
+    assert!(text.contains("rotate"), "{text}");
+    assert_eq!(std::fs::read_to_string(&s.config).unwrap(), before);
+
+    let (st, text) = post(&url, Some(&o), &body(&moved, rotate));
+    assert_eq!(st, 200, "{text}");
+    let after = std::fs::read_to_string(&s.config).unwrap();
+    assert!(after.contains(other), "the other meter as written: {after}");
+    for comment in [
+        "# the test's config",
+        "# Reference-mark templates and their top-left corners in the aligned frame.",
+    ] {
+        assert!(after.contains(comment), "{comment:?} kept: {after}");
+    }
+    let saved = s.cfg();
+    let m = saved.meter("camsim").unwrap();
+    let now: Vec<[u32; 2]> = m.geometry.marks.iter().map(|m| [m.x, m.y]).collect();
+    assert_eq!(now, moved);
+    assert_eq!(m.geometry.rotate, rotate);
+    assert_eq!(m.geometry.regions().unwrap().boxes(), boxes);
+    let templates = |c: &meter_service::config::MeterConfig| {
+        c.geometry
+            .marks
+            .iter()
+            .map(|m| m.image.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(templates(m), templates(camsim), "the mark images stay");
+    assert_eq!(
+        saved
+            .meter("garage")
+            .unwrap()
+            .geometry
+            .regions()
+            .unwrap()
+            .boxes(),
+        vec![[1, 2, 30, 40], [31, 2, 30, 40]]
+    );
+    let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let backup = std::path::PathBuf::from(j["backup"].as_str().unwrap());
+    assert_eq!(backup.parent(), s.config.parent(), "next to the config");
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), before);
+}

@@ -1,7 +1,7 @@
 //! Listening address and token, same-origin POSTs, paths that try to leave
 //! the config's folders, escaping.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use meter_service::config::{ResolvedConfig, ServeConfig};
 use meter_service::live::Live;
@@ -162,4 +162,83 @@ fn posts_need_the_same_origin_and_paths_stay_inside() {
     let (st, body) = get_text(&s.url("/meter/%3Cscript%3E"));
     assert_eq!(st, 404);
     assert!(!body.contains("<script>"), "{body}");
+}
+
+/// Every log record of this test process, at every level, but the HTTP
+/// client's (ureq logs the requests it sends, token included: that is the
+/// client's business; the server's log is what must not show it).
+struct Capture(Mutex<String>);
+
+impl log::Log for Capture {
+    fn enabled(&self, meta: &log::Metadata) -> bool {
+        !meta.target().starts_with("ureq")
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let mut text = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            text.push_str(&format!(
+                "{} {}: {}\n",
+                record.level(),
+                record.target(),
+                record.args()
+            ));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// The process's log so far (capturing from the first call on).
+fn captured_log() -> String {
+    static CAPTURE: OnceLock<&'static Capture> = OnceLock::new();
+    let c = CAPTURE.get_or_init(|| {
+        let c: &'static Capture = Box::leak(Box::new(Capture(Mutex::default())));
+        log::set_logger(c).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+        c
+    });
+    c.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+#[test]
+fn the_token_is_never_logged() {
+    captured_log();
+    let (_camera, config, _dir) = setup("");
+    let cfg = ResolvedConfig::load_with_env(&config, &Default::default()).unwrap();
+    let web = serve(cfg, "127.0.0.1:0", Some(TOKEN));
+    let base = format!("http://{}", web.addr());
+    // The token every way it travels, right and wrong, in requests that
+    // are answered, refused, malformed, and that change state (logged).
+    let wrong = format!("{TOKEN}-not");
+    for url in [
+        format!("{base}/?token={TOKEN}"),
+        format!("{base}/api/meters?token={wrong}"),
+        format!("{base}/metrics?token={TOKEN}%zz"),
+        format!("{base}/nothing?token={TOKEN}"),
+    ] {
+        agent().get(&url).call().unwrap();
+    }
+    for auth in [TOKEN, wrong.as_str()] {
+        agent()
+            .get(&format!("{base}/api/meters"))
+            .header("Authorization", &format!("Bearer {auth}"))
+            .header("Cookie", &format!("meter_token={auth}"))
+            .call()
+            .unwrap();
+    }
+    let r = agent()
+        .post(&format!("{base}/api/meters/camsim/set-value"))
+        .header("Origin", &base)
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .send(r#"{"value": "1234.5"}"#)
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    web.stop();
+
+    let log = captured_log();
+    // The capture saw this server: its start and the value it set.
+    assert!(log.contains(&format!("web page on {base}/")), "{log}");
+    assert!(log.contains("meter camsim stored value set to"), "{log}");
+    assert!(!log.contains(TOKEN), "the token in the log:\n{log}");
 }

@@ -1,0 +1,103 @@
+//! "Retrain now": `POST /api/retrain` starts a real fine-tune on the
+//! dataset in the background; `GET /api/retrain` shows it running, then its
+//! outcome with the numbers.
+
+use std::time::Duration;
+
+use meter_core::Tenths;
+use meter_synth::{render_digit, DigitStyle};
+
+use crate::helpers::{get_text, post, site};
+
+/// Files `per_label` synthetic images of each whole digit into `dataset`,
+/// in varied colours and sizes (as meter-cli's retrain tests do): the
+/// fewest that pass the retrain's minimum of training and validation
+/// images with a margin, so that it finishes in seconds.
+fn write_digits(dataset: &std::path::Path, size: (u32, u32), per_label: usize) {
+    for d in 0..10u8 {
+        let label = Tenths::new(d * 10).unwrap();
+        let folder = dataset.join(label.to_string());
+        std::fs::create_dir_all(&folder).unwrap();
+        for k in 0..per_label {
+            let k8 = k as u8;
+            let style = DigitStyle {
+                foreground: image::Rgb([230 - k8 * 7, 225, 220 - k8 * 3]),
+                background: image::Rgb([20 + k8 * 5, 20, 25 + k8 * 2]),
+                glyph_height: 0.6 + 0.02 * (k % 8) as f32,
+                glyph_width: 0.6 + 0.02 * (k % 5) as f32,
+                ..DigitStyle::default()
+            };
+            render_digit(label, size.0, size.1, &style)
+                .save(folder.join(format!("synth{k}.png")))
+                .unwrap();
+        }
+    }
+}
+
+fn status(s: &crate::helpers::Site) -> serde_json::Value {
+    let (st, body) = get_text(&s.url("/api/retrain"));
+    assert_eq!(st, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn retrain_runs_then_shows_its_outcome_with_the_numbers() {
+    let s = site("", 1);
+    let cfg = s.cfg();
+    let o = s.origin();
+    assert_eq!(status(&s)["state"], "idle");
+    let model = meter_service::registry::load_current_model(&cfg).unwrap();
+    write_digits(&cfg.dataset_dir, model.input_size(), 6);
+    // The validation part the retrain scores on: the dataset's images
+    // (the reader's own and the synthetic ones) picked by hash.
+    let data = meter_model::Dataset::load(&cfg.dataset_dir, model.input_size()).unwrap();
+    let validation = data
+        .samples
+        .iter()
+        .filter(|s| meter_service::retrain::is_validation(&s.image))
+        .count();
+
+    let (st, body) = post(&s.url("/api/retrain"), Some(&o), "");
+    assert_eq!(st, 200, "{body}");
+    let started: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(started["state"], "running", "{body}");
+    assert!(started["started"].is_string(), "{body}");
+    // Training takes many optimiser steps; a second start meanwhile is
+    // refused rather than run twice.
+    let (st, body) = post(&s.url("/api/retrain"), Some(&o), "");
+    assert_eq!(st, 409, "{body}");
+
+    let mut now = status(&s);
+    for _ in 0..6000 {
+        if now["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        now = status(&s);
+    }
+    let state = now["state"].as_str().unwrap().to_owned();
+    let message = now["message"].as_str().unwrap().to_owned();
+    assert!(
+        state == "promoted" || state == "refused",
+        "{state}: {message}"
+    );
+    // Both models' scores on the validation images, with their count.
+    assert_eq!(message.matches("exact").count(), 2, "{message}");
+    assert_eq!(
+        message.matches(&format!("(n {validation})")).count(),
+        2,
+        "{message}"
+    );
+    let reg = meter_service::registry::Registry::load(&cfg.models_dir).unwrap();
+    let (st, models) = get_text(&s.url("/api/models"));
+    assert_eq!(st, 200, "{models}");
+    let models: serde_json::Value = serde_json::from_str(&models).unwrap();
+    if state == "promoted" {
+        assert!(message.starts_with("promoted v1"), "{message}");
+        assert_eq!(reg.current_version(), 1);
+        assert_eq!(models["current"], 1);
+    } else {
+        assert!(message.starts_with("refused, v0 kept"), "{message}");
+        assert_eq!(reg.current_version(), 0);
+    }
+}
