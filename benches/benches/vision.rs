@@ -18,6 +18,13 @@
 //! | `tracker_first_frame_after_bump_row_anchor` (wide search fails, then the digit row) | 270 ms | 81 ms |
 //! | `propose_rotated_640x480_45deg` (set-up only) | 638 ms | 476 ms |
 //!
+//! `roi --auto` keeping the best few rows of its coarse look and finding
+//! each again only where it lies (the serial number and the dials could
+//! outscore the counter), same machine, load about 6, two runs each:
+//! `propose_rotated_640x480_45deg` 687 ms before, 495 and 661 ms after;
+//! `propose_rotated_by_model_640x480_45deg` (the digit model choosing among
+//! them either way up, what `roi --auto` runs) 598 and 758 ms.
+//!
 //! `cargo bench -p meter-benches --bench vision -- vision_bumped`
 
 use std::hint::black_box;

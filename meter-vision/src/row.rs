@@ -387,7 +387,7 @@ pub struct Oriented {
 const CANDIDATES: usize = 3;
 
 /// Finds the counter of a frame taken at any rotation within 45 degrees of
-/// `hint` (0 without one): the best of [`rotated_candidates`]. The result
+/// `hint` (0 without one): the first of [`rotated_candidates`]. The result
 /// may still be upside down (`rotate` and `rotate + 180` give the same
 /// row): the caller decides with a reader of digits, or the hint.
 pub fn propose_rotated(
@@ -401,8 +401,8 @@ pub fn propose_rotated(
 /// The rows that may be the counter of a frame taken at any rotation within
 /// 45 degrees of `hint` (0 without one), best first: the frame is turned by
 /// steps and the best few distinct rows of digit-like glyphs are kept; each
-/// is then looked at in full resolution where it lies, level (its slope
-/// gives the exact angle), and scored there.
+/// is then found again in full resolution where it lies, level (its slope
+/// gives the exact angle).
 pub fn rotated_candidates(
     image: &RgbImage,
     expected: Option<usize>,
@@ -423,56 +423,59 @@ pub fn rotated_candidates(
     let (w, h) = (f64::from(size.0), f64::from(size.1));
     let mid = ((w - 1.0) / 2.0, (h - 1.0) / 2.0);
     let n = (turns.max_deg / turns.step_deg).round() as i32;
-    // Every turn's best few rows, with where each lies in the camera frame.
-    // Set-up only, once: sampled in colour as the proposals were tuned.
-    let mut sighted: Vec<(f64, FoundRow, (f64, f64))> = Vec::new();
+    // Every turn's best few rows. Set-up only, once: sampled in colour as
+    // the proposals were tuned.
+    let mut sighted: Vec<Sighting> = Vec::new();
     for k in -n..=n {
         let deg = f64::from(k) * turns.step_deg;
         let map = Affine::rotation_about(mid, deg).then(&base);
         let rect = [0.0, 0.0, w, h];
         for row in rows_through(Source::Rgb(image), &map, rect, 0.5, search, CANDIDATES) {
-            let at = map.apply(mean(&row.centres));
-            sighted.push((deg, row, at));
+            let at = row.centres.iter().map(|&c| map.apply(c)).collect();
+            sighted.push(Sighting { deg, row, at });
         }
     }
-    sighted.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
-    // The same row seen at neighbouring turns counts once: same place, same
-    // pitch.
-    let same = |a: &(f64, FoundRow, (f64, f64)), b: &(f64, FoundRow, (f64, f64))| {
-        let (pa, pb) = (a.1.pitch, b.1.pitch);
-        (a.2 .0 - b.2 .0).hypot(a.2 .1 - b.2 .1) < pa.max(pb) && (pa / pb - 1.0).abs() < 0.25
-    };
-    let mut distinct: Vec<(f64, FoundRow, (f64, f64))> = Vec::new();
+    sighted.sort_by(|a, b| b.row.score.total_cmp(&a.row.score));
+    let mut distinct: Vec<Sighting> = Vec::new();
     for s in sighted {
         if distinct.len() == CANDIDATES {
             break;
         }
-        if !distinct.iter().any(|d| same(d, &s)) {
+        if !distinct.iter().any(|d| d.same_row(&s)) {
             distinct.push(s);
         }
     }
-    let found: Vec<(f64, Oriented)> = distinct
-        .iter()
-        .filter_map(|(deg, row, _)| {
-            let coarse = Affine::rotation_about(mid, *deg).then(&base);
-            let at: Vec<(f64, f64)> = row.centres.iter().map(|&c| coarse.apply(c)).collect();
-            // The row falling to the right needs the picture turned
-            // clockwise; the turned map is the initial rotation's map for
-            // `hint - turn`.
-            let level = deg - row.slope.atan().to_degrees();
-            level_row(
-                image,
-                &at,
-                row.pitch,
-                row.glyph_h,
-                normalise(hint - level),
-                expected,
-            )
-        })
-        .collect();
     // In the coarse look's order: its best row first, as before there were
     // runners-up.
-    found.into_iter().map(|f| f.1).collect()
+    distinct
+        .iter()
+        .filter_map(|s| {
+            // A row falling to the right needs the picture turned
+            // clockwise; the turned map is the initial rotation's map for
+            // `hint - turn`.
+            let level = s.deg - s.row.slope.atan().to_degrees();
+            level_row(image, s, normalise(hint - level), expected)
+        })
+        .collect()
+}
+
+/// A row seen in the coarse look.
+struct Sighting {
+    /// The turn it was seen at.
+    deg: f64,
+    row: FoundRow,
+    /// Its digit centres in the camera frame.
+    at: Vec<(f64, f64)>,
+}
+
+impl Sighting {
+    /// Whether two sightings are one row (seen at neighbouring turns, or at
+    /// two thresholds): the same place and the same pitch.
+    fn same_row(&self, other: &Sighting) -> bool {
+        let (a, b) = (mean(&self.at), mean(&other.at));
+        let (pa, pb) = (self.row.pitch, other.row.pitch);
+        (a.0 - b.0).hypot(a.1 - b.1) < pa.max(pb) && (pa / pb - 1.0).abs() < 0.25
+    }
 }
 
 /// The counter of a frame taken at any rotation within 45 degrees of `hint`,
@@ -493,29 +496,10 @@ pub fn propose_rotated_by<E>(
     let size = image.dimensions();
     let mut best: Option<(f32, Oriented)> = None;
     for found in rotated_candidates(image, expected, hint) {
-        let mut ways = vec![found.turned_half(size)];
-        if hint.is_some() {
-            ways.clear();
-        }
-        ways.insert(0, found);
-        for o in ways {
-            let map = initial_map(size, o.rotate);
-            let crops: Vec<RgbImage> = o
-                .proposal
-                .digits
-                .iter()
-                .map(|b| {
-                    sample_rect(
-                        image,
-                        &map,
-                        b.map(f64::from),
-                        input.0,
-                        input.1,
-                        Resample::Area,
-                    )
-                })
-                .collect();
-            let sure = read(&crops)?;
+        // A hint says which way is up.
+        let turned = hint.is_none().then(|| found.turned_half(size));
+        for o in std::iter::once(found).chain(turned) {
+            let sure = read(&digit_crops(image, &o, input))?;
             let mean = sure.iter().sum::<f32>() / sure.len().max(1) as f32;
             if best.as_ref().is_none_or(|b| mean > b.0) {
                 best = Some((mean, o));
@@ -525,6 +509,26 @@ pub fn propose_rotated_by<E>(
     Ok(best.map(|b| b.1))
 }
 
+/// The digit boxes of `o` cut from the frame turned by its rotation, at
+/// `size` (as [`crate::extract_digits`] cuts them for the model).
+fn digit_crops(image: &RgbImage, o: &Oriented, size: (u32, u32)) -> Vec<RgbImage> {
+    let map = initial_map(image.dimensions(), o.rotate);
+    o.proposal
+        .digits
+        .iter()
+        .map(|b| {
+            sample_rect(
+                image,
+                &map,
+                b.map(f64::from),
+                size.0,
+                size.1,
+                Resample::Area,
+            )
+        })
+        .collect()
+}
+
 /// The mean of some points.
 fn mean(ps: &[(f64, f64)]) -> (f64, f64) {
     let k = ps.len().max(1) as f64;
@@ -532,20 +536,18 @@ fn mean(ps: &[(f64, f64)]) -> (f64, f64) {
         .fold((0.0, 0.0), |s, p| (s.0 + p.0 / k, s.1 + p.1 / k))
 }
 
-/// The row whose digit centres lie at `at` (camera frame), found in full
-/// resolution in the frame turned by `rotate`, within a band around those
-/// centres and among glyphs of about its height (other print above or
-/// below is not taken instead); once more at the angle its slope gives.
-/// The row's score, and the row with its boxes in the whole turned frame.
+/// The row seen, found in full resolution in the frame turned by `rotate`,
+/// within a band around where it was seen and among glyphs of about its
+/// height (other print above or below is not taken instead); once more at
+/// the angle its slope gives. Its boxes are in the whole turned frame.
 fn level_row(
     image: &RgbImage,
-    at: &[(f64, f64)],
-    pitch: f64,
-    glyph_h: f64,
+    seen: &Sighting,
     rotate: f64,
     expected: Option<usize>,
-) -> Option<(f64, Oriented)> {
+) -> Option<Oriented> {
     let size = image.dimensions();
+    let (pitch, glyph_h) = (seen.row.pitch, seen.row.glyph_h);
     let search = RowSearch {
         expected,
         nominal: size,
@@ -595,24 +597,21 @@ fn level_row(
         p.window = shift(&p.window);
         Some((row, p, centres))
     };
-    let (mut row, mut p, centres) = row_at(rotate, at)?;
+    let (row, mut p, centres) = row_at(rotate, &seen.at)?;
     let mut rotate = rotate;
     // The row's slope once more (a turn of the map by -d levels a row
     // falling by d).
     let d = row.slope().atan().to_degrees();
     if d.abs() > 0.2 {
-        if let Some((better, q, _)) = row_at(normalise(rotate + d), &centres) {
+        if let Some((_, better, _)) = row_at(normalise(rotate + d), &centres) {
             rotate = normalise(rotate + d);
-            (row, p) = (better, q);
+            p = better;
         }
     }
-    Some((
-        row.score,
-        Oriented {
-            rotate,
-            proposal: p,
-        },
-    ))
+    Some(Oriented {
+        rotate,
+        proposal: p,
+    })
 }
 
 impl Oriented {
