@@ -18,6 +18,13 @@
 //! | `tracker_first_frame_after_bump_row_anchor` (wide search fails, then the digit row) | 270 ms | 81 ms |
 //! | `propose_rotated_640x480_45deg` (set-up only) | 638 ms | 476 ms |
 //!
+//! `roi --auto` keeping the best few rows of its coarse look and finding
+//! each again only where it lies (the serial number and the dials could
+//! outscore the counter), same machine, load about 6, two runs each:
+//! `propose_rotated_640x480_45deg` 687 ms before, 495 and 661 ms after;
+//! `propose_rotated_by_model_640x480_45deg` (the digit model choosing among
+//! them either way up, what `roi --auto` runs) 598 and 758 ms.
+//!
 //! `cargo bench -p meter-benches --bench vision -- vision_bumped`
 
 use std::hint::black_box;
@@ -26,8 +33,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use image::codecs::jpeg::JpegEncoder;
 use meter_synth::{FrameParams, MeterLayout};
 use meter_vision::{
-    aligned_frame, decode_jpeg, extract_digits, propose_digits, propose_rotated, AlignMethod,
-    Aligner, Mark, Pipeline, Regions, Resample, Tracker, WideSearch,
+    aligned_frame, decode_jpeg, extract_digits, propose_digits, propose_rotated,
+    propose_rotated_by, AlignMethod, Aligner, Mark, Pipeline, Regions, Resample, Tracker,
+    WideSearch,
 };
 
 /// The default synthetic meter with eight digits instead of six.
@@ -192,6 +200,27 @@ fn bumped_camera(c: &mut Criterion) {
     let turned = bumped(&layout, 33.0, (0.0, 0.0));
     g.bench_function("propose_rotated_640x480_45deg", |b| {
         b.iter(|| propose_rotated(black_box(&turned), Some(8), None).expect("a row"))
+    });
+    // What `roi --auto` runs: the candidate rows, either way up, chosen by
+    // the shipped digit model.
+    let model = meter_model::DigitModel::shipped();
+    let confidences = |crops: &[image::RgbImage]| {
+        model
+            .predict_batch(crops)
+            .map(|ps| ps.iter().map(|p| p.confidence).collect::<Vec<f32>>())
+    };
+    g.bench_function("propose_rotated_by_model_640x480_45deg", |b| {
+        b.iter(|| {
+            propose_rotated_by(
+                black_box(&turned),
+                Some(8),
+                None,
+                model.input_size(),
+                confidences,
+            )
+            .expect("the model reads")
+            .expect("a row")
+        })
     });
     g.finish();
 }

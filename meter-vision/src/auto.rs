@@ -148,8 +148,19 @@ pub(crate) struct RowSearch {
 
 /// [`propose_digits`] on a grey image, with the row's glyphs.
 pub(crate) fn find_row(gray: &GrayImage, search: &RowSearch) -> Option<Row> {
+    find_rows(gray, search).into_iter().next()
+}
+
+/// Every row of digit-like glyphs in a grey image, best first, one per
+/// place (the same row found at several thresholds counts once, at its
+/// best): the runners-up are the candidates when the best row may be other
+/// print on the meter face.
+pub(crate) fn find_rows(gray: &GrayImage, search: &RowSearch) -> Vec<Row> {
     let expected = search.expected;
-    let mut best: Option<Row> = None;
+    // Each place's best row, with when it was found: of rows scoring the
+    // same, the first found wins, as the search always did.
+    let mut found: Vec<(usize, Row)> = Vec::new();
+    let mut seq = 0;
     // Several neighbourhood sizes and margins: thin digits in tight roller
     // cells merge with the cell borders at some settings and not at others.
     let h = search.nominal.1;
@@ -181,21 +192,41 @@ pub(crate) fn find_row(gray: &GrayImage, search: &RowSearch) -> Option<Row> {
                 continue;
             };
             let score = row_score(&row, &p, expected);
-            if best.as_ref().is_none_or(|b| score > b.score) {
-                best = Some(Row {
-                    proposal: p,
-                    score,
-                    glyphs: row.iter().map(|b| (b.cx(), b.cy())).collect(),
-                    glyph_h: {
-                        let mut hs: Vec<f64> = row.iter().map(Blob::h).collect();
-                        hs.sort_by(f64::total_cmp);
-                        hs[hs.len() / 2]
-                    },
-                });
+            let row = Row {
+                proposal: p,
+                score,
+                glyphs: row.iter().map(|b| (b.cx(), b.cy())).collect(),
+                glyph_h: {
+                    let mut hs: Vec<f64> = row.iter().map(Blob::h).collect();
+                    hs.sort_by(f64::total_cmp);
+                    hs[hs.len() / 2]
+                },
+            };
+            seq += 1;
+            match found
+                .iter_mut()
+                .find(|f| same_place(&f.1.proposal, &row.proposal))
+            {
+                Some(f) if score > f.1.score => *f = (seq, row),
+                Some(_) => {}
+                None => found.push((seq, row)),
             }
         }
     }
-    best
+    found.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0)));
+    found.into_iter().map(|f| f.1).collect()
+}
+
+/// Whether two proposals are the same row: their windows overlap over
+/// most of the smaller one.
+fn same_place(a: &Proposal, b: &Proposal) -> bool {
+    let (a, b) = (a.window, b.window);
+    let overlap = |a0: u32, al: u32, b0: u32, bl: u32| {
+        f64::from((a0 + al).min(b0 + bl).saturating_sub(a0.max(b0)))
+    };
+    let area = |w: [u32; 4]| f64::from(w[2]) * f64::from(w[3]);
+    let shared = overlap(a[0], a[2], b[0], b[2]) * overlap(a[1], a[3], b[1], b[3]);
+    shared > 0.5 * area(a).min(area(b))
 }
 
 /// Rows of blobs: same height (±20%), same vertical centre, left to right,

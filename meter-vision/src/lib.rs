@@ -11,8 +11,9 @@
 //! - [`regions`]: digit boxes or a split counter window, sampled straight
 //!   through the transform into model-sized images.
 //! - [`pipeline`]: all of it from JPEG bytes in one call; [`auto`] proposes
-//!   the digit boxes of a new meter, [`row::propose_rotated`] also its
-//!   rotation.
+//!   the digit boxes of a new meter, [`row::propose_rotated_by`] also its
+//!   rotation (a digit reader chooses among the rows that may be the
+//!   counter).
 //! - [`track`]: a [`Tracker`] per meter follows a camera that moved: when
 //!   the local search fails, the [`wide`] search (marks turned and scaled
 //!   over the whole frame) or the digit row itself re-finds the meter; such
@@ -67,7 +68,9 @@ pub use geometry::{Affine, MotionModel};
 pub use jpeg::{check_grey_bottom, decode_jpeg, validate_jpeg, JpegInfo};
 pub use pipeline::{CounterWindow, MarkSpec, MeterGeometry, Pipeline, PipelineBuilder, Processed};
 pub use regions::{aligned_frame, extract_digits, split_window, Regions};
-pub use row::{check_row, propose_rotated, Oriented, RowCheck};
+pub use row::{
+    check_row, propose_rotated, propose_rotated_by, rotated_candidates, Oriented, RowCheck,
+};
 pub use sample::{sample_rect, Resample};
 pub use source::{
     newest_jpeg, FileSource, FolderOrder, FolderSource, Frame, FrameSource, HttpCamera,

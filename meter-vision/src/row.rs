@@ -11,7 +11,7 @@
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
-use crate::auto::{find_row, Proposal, Row, RowSearch};
+use crate::auto::{find_row, find_rows, Proposal, Row, RowSearch};
 use crate::geometry::{Affine, MotionModel};
 use crate::sample::{sample_rect, GrayFrame, Resample};
 
@@ -46,6 +46,8 @@ struct FoundRow {
     score: f64,
     /// Slope of the glyph line in the sampled picture.
     slope: f64,
+    /// The glyphs' median height.
+    glyph_h: f64,
 }
 
 /// The centre of a box `[x, y, w, h]`.
@@ -101,6 +103,20 @@ fn row_through(
     scale: f64,
     search: RowSearch,
 ) -> Option<FoundRow> {
+    rows_through(source, map, rect, scale, search, 1)
+        .into_iter()
+        .next()
+}
+
+/// [`row_through`]'s best `keep` rows, best first.
+fn rows_through(
+    source: Source,
+    map: &Affine,
+    rect: [f64; 4],
+    scale: f64,
+    search: RowSearch,
+    keep: usize,
+) -> Vec<FoundRow> {
     let (w, h) = (
         (rect[2] * scale).round().max(8.0) as u32,
         (rect[3] * scale).round().max(8.0) as u32,
@@ -115,17 +131,21 @@ fn row_through(
         glyph_h: search.glyph_h.map(|(lo, hi)| (lo * scale, hi * scale)),
         ..search
     };
-    let row: Row = find_row(&gray, &search)?;
     // Picture pixel (i, j) samples the aligned point below (as sample_rect).
     let to_aligned = |(x, y): (f64, f64)| (rect[0] + x * sx, rect[1] + y * sy);
-    Some(FoundRow {
-        centres: row.centres().into_iter().map(to_aligned).collect(),
-        glyphs: row.glyphs.iter().copied().map(to_aligned).collect(),
-        pitch: row.proposal.pitch * sx,
-        glyphs_seen: row.proposal.glyphs_seen,
-        score: row.score,
-        slope: row.slope(),
-    })
+    find_rows(&gray, &search)
+        .into_iter()
+        .take(keep)
+        .map(|row: Row| FoundRow {
+            centres: row.centres().into_iter().map(to_aligned).collect(),
+            glyphs: row.glyphs.iter().copied().map(to_aligned).collect(),
+            pitch: row.proposal.pitch * sx,
+            glyphs_seen: row.proposal.glyphs_seen,
+            score: row.score,
+            slope: row.slope(),
+            glyph_h: row.glyph_h * sy,
+        })
+        .collect()
 }
 
 /// The rectangle around the boxes, `mx` wider on each side and `my` taller
@@ -325,11 +345,6 @@ pub(crate) fn anchor_on_row(
         .iter()
         .map(|&c| to_level.apply(coarse_map.apply(c)))
         .collect();
-    let mean = |ps: &[(f64, f64)]| {
-        let k = ps.len() as f64;
-        ps.iter()
-            .fold((0.0, 0.0), |s, p| (s.0 + p.0 / k, s.1 + p.1 / k))
-    };
     let configured: Vec<(f64, f64)> = boxes.iter().map(centre).collect();
     let (found, want) = (mean(&level), mean(&configured));
     let shift = (found.0 - want.0, found.1 - want.1);
@@ -366,19 +381,36 @@ pub struct Oriented {
     pub proposal: Proposal,
 }
 
+/// How many distinct rows [`rotated_candidates`] looks at closely: the
+/// counter, and other level print on the meter face (a serial number, the
+/// dials) that may outscore it in the coarse look.
+const CANDIDATES: usize = 3;
+
 /// Finds the counter of a frame taken at any rotation within 45 degrees of
-/// `hint` (0 without one): the frame is turned by steps, the best row of
-/// digit-like glyphs is kept and its slope gives the exact angle. The
-/// result may still be upside down (`rotate` and `rotate + 180` give the
-/// same row): [`crate::propose_rotated`]'s caller decides with a reader of
-/// digits, or the hint.
+/// `hint` (0 without one): the first of [`rotated_candidates`]. The result
+/// may still be upside down (`rotate` and `rotate + 180` give the same
+/// row): the caller decides with a reader of digits, or the hint.
 pub fn propose_rotated(
     image: &RgbImage,
     expected: Option<usize>,
     hint: Option<f64>,
 ) -> Option<Oriented> {
+    rotated_candidates(image, expected, hint).into_iter().next()
+}
+
+/// The rows that may be the counter of a frame taken at any rotation within
+/// 45 degrees of `hint` (0 without one), best first: the frame is turned by
+/// steps and the best few distinct rows of digit-like glyphs are kept; each
+/// is then found again in full resolution where it lies, level (its slope
+/// gives the exact angle).
+pub fn rotated_candidates(
+    image: &RgbImage,
+    expected: Option<usize>,
+    hint: Option<f64>,
+) -> Vec<Oriented> {
     let size = image.dimensions();
-    let base = initial_map(size, hint.unwrap_or(0.0));
+    let hint = hint.unwrap_or(0.0);
+    let base = initial_map(size, hint);
     let turns = Turns {
         max_deg: 45.0,
         step_deg: 3.0,
@@ -388,36 +420,197 @@ pub fn propose_rotated(
         nominal: size,
         glyph_h: None,
     };
-    // Set-up only, once: sampled in colour as the proposals were tuned.
-    let (_, turn, _) = best_turn(Source::Rgb(image), &base, size, turns, search, &|_| true)?;
-    // The turned map is the initial rotation's map for `hint - turn`.
-    let mut rotate = normalise(hint.unwrap_or(0.0) - turn);
-    // At full resolution, the row's slope once more (a turn of the map by
-    // -d levels a row falling by d).
     let (w, h) = (f64::from(size.0), f64::from(size.1));
-    let row_at = |rotate: f64| {
-        let map = initial_map(size, rotate);
-        let aligned = sample_rect(
-            image,
-            &map,
-            [0.0, 0.0, w, h],
-            size.0,
-            size.1,
-            Resample::Bilinear,
-        );
-        find_row(&image::imageops::grayscale(&aligned), &search)
+    let mid = ((w - 1.0) / 2.0, (h - 1.0) / 2.0);
+    let n = (turns.max_deg / turns.step_deg).round() as i32;
+    // Every turn's best few rows. Set-up only, once: sampled in colour as
+    // the proposals were tuned.
+    let mut sighted: Vec<Sighting> = Vec::new();
+    for k in -n..=n {
+        let deg = f64::from(k) * turns.step_deg;
+        let map = Affine::rotation_about(mid, deg).then(&base);
+        let rect = [0.0, 0.0, w, h];
+        for row in rows_through(Source::Rgb(image), &map, rect, 0.5, search, CANDIDATES) {
+            let at = row.centres.iter().map(|&c| map.apply(c)).collect();
+            sighted.push(Sighting { deg, row, at });
+        }
+    }
+    sighted.sort_by(|a, b| b.row.score.total_cmp(&a.row.score));
+    let mut distinct: Vec<Sighting> = Vec::new();
+    for s in sighted {
+        if distinct.len() == CANDIDATES {
+            break;
+        }
+        if !distinct.iter().any(|d| d.same_row(&s)) {
+            distinct.push(s);
+        }
+    }
+    // In the coarse look's order: its best row first, as before there were
+    // runners-up.
+    distinct
+        .iter()
+        .filter_map(|s| {
+            // A row falling to the right needs the picture turned
+            // clockwise; the turned map is the initial rotation's map for
+            // `hint - turn`.
+            let level = s.deg - s.row.slope.atan().to_degrees();
+            level_row(image, s, normalise(hint - level), expected)
+        })
+        .collect()
+}
+
+/// A row seen in the coarse look.
+struct Sighting {
+    /// The turn it was seen at.
+    deg: f64,
+    row: FoundRow,
+    /// Its digit centres in the camera frame.
+    at: Vec<(f64, f64)>,
+}
+
+impl Sighting {
+    /// Whether two sightings are one row (seen at neighbouring turns, or at
+    /// two thresholds): the same place and the same pitch.
+    fn same_row(&self, other: &Sighting) -> bool {
+        let (a, b) = (mean(&self.at), mean(&other.at));
+        let (pa, pb) = (self.row.pitch, other.row.pitch);
+        (a.0 - b.0).hypot(a.1 - b.1) < pa.max(pb) && (pa / pb - 1.0).abs() < 0.25
+    }
+}
+
+/// The counter of a frame taken at any rotation within 45 degrees of `hint`,
+/// or without one of upright or upside down, chosen by what reads most
+/// surely as digits: each of [`rotated_candidates`] (and, without a hint,
+/// each turned half round) has its digit boxes cropped at `input` size and
+/// `read` gives a reader's confidence in each crop (the digit model's);
+/// the surest on average wins. Other level print on the face (a serial
+/// number, the dials) can make as good a row of glyphs as the counter; a
+/// reader of roller digits tells them apart, and tells which way is up.
+pub fn propose_rotated_by<E>(
+    image: &RgbImage,
+    expected: Option<usize>,
+    hint: Option<f64>,
+    input: (u32, u32),
+    mut read: impl FnMut(&[RgbImage]) -> Result<Vec<f32>, E>,
+) -> Result<Option<Oriented>, E> {
+    let size = image.dimensions();
+    let mut best: Option<(f32, Oriented)> = None;
+    for found in rotated_candidates(image, expected, hint) {
+        // A hint says which way is up.
+        let turned = hint.is_none().then(|| found.turned_half(size));
+        for o in std::iter::once(found).chain(turned) {
+            let sure = read(&digit_crops(image, &o, input))?;
+            let mean = sure.iter().sum::<f32>() / sure.len().max(1) as f32;
+            if best.as_ref().is_none_or(|b| mean > b.0) {
+                best = Some((mean, o));
+            }
+        }
+    }
+    Ok(best.map(|b| b.1))
+}
+
+/// The digit boxes of `o` cut from the frame turned by its rotation, at
+/// `size` (as [`crate::extract_digits`] cuts them for the model).
+fn digit_crops(image: &RgbImage, o: &Oriented, size: (u32, u32)) -> Vec<RgbImage> {
+    let map = initial_map(image.dimensions(), o.rotate);
+    o.proposal
+        .digits
+        .iter()
+        .map(|b| {
+            sample_rect(
+                image,
+                &map,
+                b.map(f64::from),
+                size.0,
+                size.1,
+                Resample::Area,
+            )
+        })
+        .collect()
+}
+
+/// The mean of some points.
+fn mean(ps: &[(f64, f64)]) -> (f64, f64) {
+    let k = ps.len().max(1) as f64;
+    ps.iter()
+        .fold((0.0, 0.0), |s, p| (s.0 + p.0 / k, s.1 + p.1 / k))
+}
+
+/// The row seen, found in full resolution in the frame turned by `rotate`,
+/// within a band around where it was seen and among glyphs of about its
+/// height (other print above or below is not taken instead); once more at
+/// the angle its slope gives. Its boxes are in the whole turned frame.
+fn level_row(
+    image: &RgbImage,
+    seen: &Sighting,
+    rotate: f64,
+    expected: Option<usize>,
+) -> Option<Oriented> {
+    let size = image.dimensions();
+    let (pitch, glyph_h) = (seen.row.pitch, seen.row.glyph_h);
+    let search = RowSearch {
+        expected,
+        nominal: size,
+        glyph_h: Some((0.75 * glyph_h, 1.33 * glyph_h)),
     };
-    let mut row = row_at(rotate)?;
+    let row_at = |rotate: f64, at: &[(f64, f64)]| {
+        let map = initial_map(size, rotate);
+        let to_level = map.inverse()?;
+        let level: Vec<(f64, f64)> = at.iter().map(|&c| to_level.apply(c)).collect();
+        let clip = |v: f64, hi: u32| v.round().clamp(0.0, f64::from(hi)) as u32;
+        let x0 = clip(
+            level.iter().map(|c| c.0).fold(f64::INFINITY, f64::min) - 1.5 * pitch,
+            size.0,
+        );
+        let x1 = clip(
+            level.iter().map(|c| c.0).fold(0.0, f64::max) + 1.5 * pitch,
+            size.0,
+        );
+        let y0 = clip(
+            level.iter().map(|c| c.1).fold(f64::INFINITY, f64::min) - 1.2 * glyph_h,
+            size.1,
+        );
+        let y1 = clip(
+            level.iter().map(|c| c.1).fold(0.0, f64::max) + 1.2 * glyph_h,
+            size.1,
+        );
+        if x1 < x0 + 8 || y1 < y0 + 8 {
+            return None;
+        }
+        let rect = [
+            f64::from(x0),
+            f64::from(y0),
+            f64::from(x1 - x0),
+            f64::from(y1 - y0),
+        ];
+        let picture = sample_rect(image, &map, rect, x1 - x0, y1 - y0, Resample::Bilinear);
+        let row = find_row(&image::imageops::grayscale(&picture), &search)?;
+        // The row's digit centres back in the camera frame.
+        let centres: Vec<(f64, f64)> = row
+            .centres()
+            .iter()
+            .map(|&(x, y)| map.apply((x + f64::from(x0), y + f64::from(y0))))
+            .collect();
+        let shift = |b: &[u32; 4]| [b[0] + x0, b[1] + y0, b[2], b[3]];
+        let mut p = row.proposal.clone();
+        p.digits = p.digits.iter().map(shift).collect();
+        p.window = shift(&p.window);
+        Some((row, p, centres))
+    };
+    let (row, mut p, centres) = row_at(rotate, &seen.at)?;
+    let mut rotate = rotate;
+    // The row's slope once more (a turn of the map by -d levels a row
+    // falling by d).
     let d = row.slope().atan().to_degrees();
     if d.abs() > 0.2 {
-        if let Some(better) = row_at(normalise(rotate + d)) {
+        if let Some((_, better, _)) = row_at(normalise(rotate + d), &centres) {
             rotate = normalise(rotate + d);
-            row = better;
+            p = better;
         }
     }
     Some(Oriented {
         rotate,
-        proposal: row.proposal,
+        proposal: p,
     })
 }
 

@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use image::RgbImage;
 use meter_model::DigitModel;
 use meter_vision::{
-    aligned_frame, decode_jpeg, draw_box, extract_digits, propose_digits, propose_rotated, Aligner,
-    Alignment, MeterGeometry, Oriented, Regions, Resample,
+    aligned_frame, decode_jpeg, draw_box, extract_digits, propose_digits, propose_rotated_by,
+    Aligner, Alignment, MeterGeometry, Oriented, Regions, Resample,
 };
 
 use crate::Outcome;
@@ -106,11 +106,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     }
+    // Without a config, --auto finds the rotation and the counter together.
+    let mut estimated: Option<Oriented> = None;
     let aligner = match &geometry {
         Some(g) => g.aligner(&base).context("loading the config's marks")?,
         None => {
             let rotate = match args.auto {
-                true => estimate_rotation(&frame, &args)?,
+                true => estimated.insert(estimate_rotation(&frame, &args)?).rotate,
                 false => args.rotate.unwrap_or(0.0),
             };
             Aligner::builder().rotate_deg(rotate).build()?
@@ -199,7 +201,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
 
     if args.auto {
-        let Some(p) = propose_digits(&aligned, args.digits) else {
+        // The estimate's boxes are in the frame turned by its rotation: the
+        // aligned frame when no marks moved it and the size is kept (not a
+        // quarter turn). Otherwise the row is looked for again.
+        let same_frame = alignment.aligned_size == frame.dimensions()
+            && alignment.transform == alignment.initial;
+        let proposed = match estimated.filter(|_| same_frame) {
+            Some(o) => Some(o.proposal),
+            None => propose_digits(&aligned, args.digits),
+        };
+        let Some(p) = proposed else {
             bail!(
                 "{}: no row of digit-like glyphs found; set `digits` by hand (see aligned.png)",
                 args.frame.display()
@@ -239,12 +250,25 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// The camera's rotation, found from the digit row and printed as config.
-/// The row alone cannot tell upright from upside down: the hint decides,
-/// or without one the digit model (the way up it reads with more
-/// confidence).
-fn estimate_rotation(frame: &RgbImage, args: &Args) -> anyhow::Result<f64> {
-    let Some(found) = propose_rotated(frame, args.digits, args.rotate) else {
+/// The camera's rotation and the counter, found from the digit rows of the
+/// frame and printed as config: of the rows that may be the counter, each
+/// either way up (within 45 degrees of the hint, if given), the one the
+/// digit model reads most surely.
+fn estimate_rotation(frame: &RgbImage, args: &Args) -> anyhow::Result<Oriented> {
+    let model = DigitModel::shipped();
+    let confidences = |crops: &[RgbImage]| {
+        model
+            .predict_batch(crops)
+            .map(|ps| ps.iter().map(|p| p.confidence).collect())
+    };
+    let found = propose_rotated_by(
+        frame,
+        args.digits,
+        args.rotate,
+        model.input_size(),
+        confidences,
+    )?;
+    let Some(found) = found else {
         bail!(
             "{}: no row of digit-like glyphs found at any rotation{}; set `rotate` and `digits` by hand",
             args.frame.display(),
@@ -252,22 +276,6 @@ fn estimate_rotation(frame: &RgbImage, args: &Args) -> anyhow::Result<f64> {
                 .map(|r| format!(" within 45 degrees of {r}"))
                 .unwrap_or_default()
         );
-    };
-    let found = match args.rotate {
-        Some(_) => found,
-        None => {
-            let other = found.turned_half(frame.dimensions());
-            let model = DigitModel::shipped();
-            let (a, b) = (
-                reading_confidence(frame, &found, &model)?,
-                reading_confidence(frame, &other, &model)?,
-            );
-            if b > a {
-                other
-            } else {
-                found
-            }
-        }
     };
     outln!(
         "rotate = {:.1}  # estimated from the digit row{}",
@@ -278,31 +286,7 @@ fn estimate_rotation(frame: &RgbImage, args: &Args) -> anyhow::Result<f64> {
             ""
         }
     );
-    Ok(found.rotate)
-}
-
-/// The digit model's mean confidence in the digits of a proposal.
-fn reading_confidence(frame: &RgbImage, o: &Oriented, model: &DigitModel) -> anyhow::Result<f32> {
-    let (initial, size) = Aligner::builder()
-        .rotate_deg(o.rotate)
-        .build()?
-        .initial(frame.dimensions());
-    let alignment = Alignment {
-        transform: initial,
-        aligned_size: size,
-        initial,
-        marks: Vec::new(),
-    };
-    let regions = Regions::Boxes(o.proposal.digits.clone());
-    let crops = extract_digits(
-        frame,
-        &alignment,
-        &regions,
-        model.input_size(),
-        Resample::Area,
-    )?;
-    let preds = model.predict_batch(&crops)?;
-    Ok(preds.iter().map(|p| p.confidence).sum::<f32>() / preds.len().max(1) as f32)
+    Ok(found)
 }
 
 fn read_frame(path: &Path) -> anyhow::Result<RgbImage> {
@@ -488,7 +472,7 @@ mod tests {
             let mut a = args(&frame, dir.path());
             a.auto = true;
             a.digits = Some(6);
-            let rotate = estimate_rotation(&shot.image, &a).unwrap();
+            let rotate = estimate_rotation(&shot.image, &a).unwrap().rotate;
             // The frame turned by `turn` is upright after `rotate = -turn`.
             let ok = off(rotate, -f64::from(turn)).abs() < 2.0;
             eprintln!(
@@ -506,7 +490,7 @@ mod tests {
         });
         let mut a = args(&dir.path().join("x.png"), dir.path());
         a.rotate = Some(180.0);
-        let rotate = estimate_rotation(&shot.image, &a).unwrap();
+        let rotate = estimate_rotation(&shot.image, &a).unwrap().rotate;
         assert!(off(rotate, -170.0).abs() < 2.0, "{rotate}");
     }
 
@@ -532,7 +516,7 @@ mod tests {
             let mut a = args(&path, &dir);
             a.auto = true;
             a.digits = Some(5);
-            let rotate = estimate_rotation(&frame, &a).unwrap();
+            let rotate = estimate_rotation(&frame, &a).unwrap().rotate;
             // The camera square to the meter within a few degrees.
             let ok = off(rotate, expected).abs() < 5.0;
             eprintln!(
