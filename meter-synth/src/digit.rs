@@ -44,6 +44,22 @@ impl Default for DigitStyle {
     }
 }
 
+impl DigitStyle {
+    /// The `k`-th of a family of readable styles that differ in colour and
+    /// glyph size (k < 32): distinct pictures of one digit for a small
+    /// labelled dataset, e.g. in retraining tests.
+    pub fn varied(k: usize) -> Self {
+        let k8 = (k % 32) as u8;
+        Self {
+            foreground: Rgb([230 - k8 * 7, 225, 220 - k8 * 3]),
+            background: Rgb([20 + k8 * 5, 20, 25 + k8 * 2]),
+            glyph_height: 0.6 + 0.02 * (k % 8) as f32,
+            glyph_width: 0.6 + 0.02 * (k % 5) as f32,
+            ..Self::default()
+        }
+    }
+}
+
 /// Renders the roller at `value` into a new `width` x `height` image.
 pub fn render_digit(value: Tenths, width: u32, height: u32, style: &DigitStyle) -> RgbImage {
     let mut img = RgbImage::new(width, height);

@@ -189,23 +189,16 @@ fn level_row(
         let map = initial_map(size, rotate);
         let to_level = map.inverse()?;
         let level: Vec<(f64, f64)> = at.iter().map(|&c| to_level.apply(c)).collect();
-        let clip = |v: f64, hi: u32| v.round().clamp(0.0, f64::from(hi)) as u32;
-        let x0 = clip(
-            level.iter().map(|c| c.0).fold(f64::INFINITY, f64::min) - 1.5 * pitch,
-            size.0,
-        );
-        let x1 = clip(
-            level.iter().map(|c| c.0).fold(0.0, f64::max) + 1.5 * pitch,
-            size.0,
-        );
-        let y0 = clip(
-            level.iter().map(|c| c.1).fold(f64::INFINITY, f64::min) - 1.2 * glyph_h,
-            size.1,
-        );
-        let y1 = clip(
-            level.iter().map(|c| c.1).fold(0.0, f64::max) + 1.2 * glyph_h,
-            size.1,
-        );
+        // The band around the row seen, a pitch and a glyph's height wide,
+        // clipped to the frame: (low, high) along one axis.
+        let span = |v: &dyn Fn(&(f64, f64)) -> f64, margin: f64, hi: u32| {
+            let clip = |x: f64| x.round().clamp(0.0, f64::from(hi)) as u32;
+            let lo = level.iter().map(v).fold(f64::INFINITY, f64::min);
+            let up = level.iter().map(v).fold(0.0, f64::max);
+            (clip(lo - margin), clip(up + margin))
+        };
+        let (x0, x1) = span(&|c| c.0, 1.5 * pitch, size.0);
+        let (y0, y1) = span(&|c| c.1, 1.2 * glyph_h, size.1);
         if x1 < x0 + 8 || y1 < y0 + 8 {
             return None;
         }

@@ -19,14 +19,7 @@ fn write_digits(dataset: &std::path::Path, size: (u32, u32), per_label: usize) {
         let folder = dataset.join(label.to_string());
         std::fs::create_dir_all(&folder).unwrap();
         for k in 0..per_label {
-            let k8 = k as u8;
-            let style = DigitStyle {
-                foreground: image::Rgb([230 - k8 * 7, 225, 220 - k8 * 3]),
-                background: image::Rgb([20 + k8 * 5, 20, 25 + k8 * 2]),
-                glyph_height: 0.6 + 0.02 * (k % 8) as f32,
-                glyph_width: 0.6 + 0.02 * (k % 5) as f32,
-                ..DigitStyle::default()
-            };
+            let style = DigitStyle::varied(k);
             render_digit(label, size.0, size.1, &style)
                 .save(folder.join(format!("synth{k}.png")))
                 .unwrap();
