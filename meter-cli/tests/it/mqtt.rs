@@ -198,8 +198,9 @@ fn meter_run_publishes_every_stored_reading_through_10_broker_restarts() {
     let drained = observer.wait_until(WAIT, |r| times_of(r).contains(&until));
     assert!(
         drained,
-        "the spool never drained up to {until}\n{}",
-        broker.log()
+        "the spool never drained up to {until}\nbroker:\n{}\nmeter run:\n{}",
+        broker.log(),
+        run.log.lock().unwrap()
     );
     let (reports, log) = run.stop();
 
