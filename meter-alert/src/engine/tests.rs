@@ -453,16 +453,17 @@ fn refusals_for_hours_fire_even_when_never_k_in_a_row() {
 }
 
 #[test]
-fn a_drop_in_confidence_suggests_labelling_and_retraining() {
+fn a_drop_in_confidence_suggests_labelling_and_retraining_and_resolves() {
     let run = both("[default]\nconfidence_drop = {}", |run| {
         let mut v = 1.0;
-        // A week at 1 unsure in 20, then a day at 1 in 2.
-        for i in 0..(8 * 24 * 2) {
+        // A week at 1 unsure in 20, a day at 1 in 2, then a day back at 1
+        // in 20.
+        for i in 0..(9 * 24 * 2) {
             let t = T0 + i * 30 * MIN;
-            let bad = if i < 7 * 24 * 2 {
-                i % 20 == 0
-            } else {
+            let bad = if (7 * 24 * 2..8 * 24 * 2).contains(&i) {
                 i % 2 == 0
+            } else {
+                i % 20 == 0
             };
             if bad {
                 run.feed(refused("water", t, ReadingStatus::Unsure));
@@ -473,10 +474,10 @@ fn a_drop_in_confidence_suggests_labelling_and_retraining() {
         }
     });
     let s = run.summary();
-    assert_eq!(s.len(), 1, "{s:?}");
+    assert!(s.len() >= 2, "{s:?}");
     assert_eq!(
-        (s[0].1, s[0].2),
-        (AlertRule::ConfidenceDrop, AlertState::Firing)
+        (s[0].1, s[0].2, s[0].3),
+        (AlertRule::ConfidenceDrop, AlertState::Firing, 0)
     );
     // 20% of the last 24 hours needs about 10 of the new day's readings.
     assert!(
@@ -488,6 +489,29 @@ fn a_drop_in_confidence_suggests_labelling_and_retraining() {
         m.contains("meter label") && m.contains("meter retrain"),
         "{m}"
     );
+    // While it lasts, only the daily repeats.
+    let (resolved, firing) = s.split_last().unwrap();
+    assert!(
+        firing
+            .iter()
+            .all(|a| (a.1, a.2) == (AlertRule::ConfidenceDrop, AlertState::Firing)),
+        "{s:?}"
+    );
+    // Back at the usual share, the bad day leaves the 24-hour window hour
+    // by hour while the week before takes it in: the share falls under
+    // three times the week's about half a day into the next day. One
+    // resolution, and quiet for the rest of it.
+    assert_eq!(
+        (resolved.1, resolved.2),
+        (AlertRule::ConfidenceDrop, AlertState::Resolved),
+        "{s:?}"
+    );
+    assert!(
+        (8 * 24 * H + 6 * H..8 * 24 * H + 18 * H).contains(&resolved.0),
+        "{s:?}"
+    );
+    let m = &run.alerts.last().unwrap().message;
+    assert!(m.contains("back to"), "{m}");
 }
 
 #[test]

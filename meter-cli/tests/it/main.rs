@@ -9,6 +9,7 @@ mod e2e;
 mod eval_counters;
 mod helpers;
 mod influx;
+mod mqtt;
 mod real_frames;
 mod retrain;
 mod serve;

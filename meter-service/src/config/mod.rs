@@ -656,4 +656,34 @@ mod tests {
         let e = err(&GOOD.replace("max_rate_per_hour = 20.0", "max_rate_per_hour = \"fast\""));
         assert!(e.contains("meter[0].max_rate_per_hour"), "{e}");
     }
+
+    /// The TOML examples in the README and the Home Assistant and alerts
+    /// docs load as they are shown (an example without a `[[meter]]` table
+    /// next to a meter of its own), so a renamed key cannot leave them
+    /// behind.
+    #[test]
+    fn documented_examples_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut checked = 0;
+        for doc in ["README.md", "docs/home-assistant.md", "docs/alerts.md"] {
+            let text = std::fs::read_to_string(root.join(doc)).unwrap();
+            for block in text.split("```toml\n").skip(1) {
+                let block = block.split("```").next().unwrap();
+                let config = if block.contains("[[meter]]") {
+                    block.to_owned()
+                } else {
+                    format!("{GOOD}\n{block}")
+                };
+                let c = load(&config, &[]).unwrap_or_else(|e| panic!("{doc}: {e:#}\n{block}"));
+                if let Some(alerts) = &c.alerts {
+                    alerts
+                        .validate()
+                        .unwrap_or_else(|e| panic!("{doc}: {e}\n{block}"));
+                }
+                checked += 1;
+            }
+        }
+        // README: the configuration, Home Assistant, alerts; the docs' own.
+        assert!(checked >= 5, "only {checked} examples found");
+    }
 }
