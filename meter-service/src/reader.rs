@@ -103,7 +103,8 @@ impl std::fmt::Debug for MeterReader {
 }
 
 /// The folders where a process files digit images: `dataset/<label>/` for
-/// the digits of stored readings, `unsure/` for those of unsure ones.
+/// the digits of stored readings, `unsure/` for those of unsure and
+/// rejected ones.
 #[derive(Debug, Clone)]
 pub struct Filers {
     /// Self-training images.
@@ -309,7 +310,10 @@ impl MeterReader {
         let name = &self.meter.name;
         let digits = report.reading.digits.iter().zip(crops).enumerate();
         match report.status {
-            Status::Unsure => {
+            // A rejected reading's digits were read surely, to an
+            // implausible value: a misread worth a label, or a real jump
+            // the user confirms by labelling.
+            Status::Unsure | Status::Rejected => {
                 let stamp = report.time.unix_timestamp();
                 for (i, (d, img)) in digits {
                     let prefix = format!("{name}-{stamp}-d{i}-read{}-", d.observed);
@@ -330,7 +334,6 @@ impl MeterReader {
                     }
                 }
             }
-            Status::Rejected => {}
         }
         Ok(())
     }

@@ -326,15 +326,11 @@ pub fn section(h: &History, m: &MeterConfig, max_per_day: Option<f64>, kept: &Ke
 }
 
 /// A not-stored reading's kept digit images, each linked to itself, or
-/// "frame not kept" (labelled since, the folder was full, the same picture
-/// was kept already, or a rejected reading, of which nothing is kept).
+/// "frame not kept" (labelled since, the folder was full, or the same
+/// pictures were kept already).
 fn kept_cell(m: &MeterConfig, p: &Point, kept: &KeptCrops) -> String {
     let stamp = p.time.unix_timestamp();
-    // Only unsure readings keep digits: a rejected one in the same second
-    // must not show them.
-    let digits = kept
-        .get(&stamp)
-        .filter(|d| p.status == "unsure" && !d.is_empty());
+    let digits = kept.get(&stamp).filter(|d| !d.is_empty());
     let Some(digits) = digits else {
         return "<span class=\"msg\">frame not kept</span>".into();
     };

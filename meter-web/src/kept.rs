@@ -1,7 +1,7 @@
 //! The digit images the reader kept of readings it did not store: an unsure
-//! reading's crops wait in `unsure/` as `<meter>-<unix time>-d<k>-read<x>-<hash>.png`
-//! until someone labels them. (A rejected reading keeps nothing: the
-//! `rejected/` folder holds the camera's broken JPEGs, which gave no
+//! or rejected reading's crops wait in `unsure/` as
+//! `<meter>-<unix time>-d<k>-read<x>-<hash>.png` until someone labels them.
+//! (The `rejected/` folder holds the camera's broken JPEGs, which gave no
 //! reading.) Files are found by listing `unsure/` and matching the parsed
 //! name, so nothing from the request is ever used as a path.
 
