@@ -47,6 +47,8 @@ pub struct CounterEval {
     pub rule: DecisionRule,
     /// `max_rate_per_hour` of the meters (none: only the monotonic veto).
     pub max_rate_per_hour: Option<f64>,
+    /// `min_confidence` of the meters (none: the default).
+    pub min_confidence: Option<f32>,
     /// File the digits of stored readings here, as `meter run` files them
     /// into `dataset_dir` (none: nothing is filed).
     pub file_dataset: Option<PathBuf>,
@@ -59,6 +61,7 @@ impl Default for CounterEval {
             plan: Plan::default(),
             rule: DecisionRule::default(),
             max_rate_per_hour: None,
+            min_confidence: None,
             file_dataset: None,
         }
     }
@@ -256,6 +259,9 @@ impl Meter {
             rules: Rules {
                 decision: options.rule,
                 max_rate_per_hour: options.max_rate_per_hour,
+                min_confidence: options
+                    .min_confidence
+                    .unwrap_or(Rules::default().min_confidence),
                 ..Rules::default()
             },
         })

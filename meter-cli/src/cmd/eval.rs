@@ -66,6 +66,9 @@ pub struct Args {
     /// The meters' `max_rate_per_hour` (default: none, only the monotonic veto).
     #[arg(long, value_name = "UNITS", requires = "counters")]
     pub max_rate: Option<f64>,
+    /// The meters' `min_confidence` (default: the config's default, 0.95).
+    #[arg(long, value_name = "P", requires = "counters")]
+    pub min_confidence: Option<f32>,
     /// Read every digit also shifted one pixel up and down and average the
     /// three readings (test-time agreement).
     #[arg(long, requires = "counters")]
@@ -182,6 +185,12 @@ fn run_counters(
     sources: &[String],
 ) -> anyhow::Result<Outcome> {
     let defaults = Plan::default();
+    if let Some(p) = args.min_confidence {
+        anyhow::ensure!(
+            p > 0.0 && p <= 1.0,
+            "--min-confidence {p}: must be a probability in (0, 1]"
+        );
+    }
     let options = CounterEval {
         plan: Plan {
             seed: args.seed.unwrap_or(defaults.seed),
@@ -192,6 +201,7 @@ fn run_counters(
         },
         rule: args.rule.into(),
         max_rate_per_hour: args.max_rate,
+        min_confidence: args.min_confidence,
         file_dataset: args.file_dataset.clone(),
     };
     let model = model.clone().with_agreement(args.agreement);

@@ -89,6 +89,27 @@ fn counters_report_readings_per_meter_as_one_json_object() {
         "{}",
         stderr(&o)
     );
+    // The meters' min_confidence: a stricter one stores fewer (the
+    // synthetic digits are read surely, but not all at 1.0); a value that
+    // is no probability is refused, naming the flag.
+    let stored = |extra: &[&'static str]| -> u64 {
+        let o = run(&args(&[&["--json"][..], extra].concat()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        ["single", "history"]
+            .iter()
+            .map(|k| r["overall"][k]["stored"].as_u64().unwrap())
+            .sum()
+    };
+    let (default, strict) = (stored(&[]), stored(&["--min-confidence", "1.0"]));
+    assert!(strict < default, "{strict} vs {default}");
+    let o = run(&args(&["--min-confidence", "1.5"]));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--min-confidence 1.5"),
+        "{}",
+        stderr(&o)
+    );
     // Counter options need --counters.
     let o = run(&["eval", "--data", s(&data), "--singles", "3"]);
     assert!(!o.status.success());
