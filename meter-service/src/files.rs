@@ -42,21 +42,28 @@ pub fn digit_file_name(prefix: &str, hash: u64) -> String {
     format!("{prefix}{hash:016x}.png")
 }
 
+/// A file name `<prefix>-<16 hex digits>.<ext>` split into the prefix and
+/// the hash.
+fn split_name(path: &Path) -> Option<(&str, u64)> {
+    let stem = path.file_stem()?.to_str()?;
+    let (prefix, hex) = stem.rsplit_once('-')?;
+    let hash = (hex.len() == 16)
+        .then(|| u64::from_str_radix(hex, 16).ok())
+        .flatten()?;
+    Some((prefix, hash))
+}
+
 /// The hash in a file name `<anything>-<16 hex digits>.<ext>`.
 pub fn hash_of_name(path: &Path) -> Option<u64> {
-    let stem = path.file_stem()?.to_str()?;
-    let (_, hex) = stem.rsplit_once('-')?;
-    (hex.len() == 16)
-        .then(|| u64::from_str_radix(hex, 16).ok())
-        .flatten()
+    split_name(path).map(|(_, hash)| hash)
 }
 
 /// The meter a digit image filed by the reader or by `meter classify`
 /// belongs to: the prefix of its name `<meter>-<16 hex digits>.<ext>`.
 pub fn meter_of_name(path: &Path) -> Option<&str> {
-    let stem = path.file_stem()?.to_str()?;
-    let (meter, hex) = stem.rsplit_once('-')?;
-    (hex.len() == 16 && u64::from_str_radix(hex, 16).is_ok() && !meter.is_empty()).then_some(meter)
+    split_name(path)
+        .map(|(meter, _)| meter)
+        .filter(|m| !m.is_empty())
 }
 
 /// Gives each image of `data` whose name says which meter filed it
