@@ -60,6 +60,26 @@ impl DigitStyle {
     }
 }
 
+/// Writes `per_label` pictures of each whole digit (0.0 .. 9.0), `width` x
+/// `height`, in the [`DigitStyle::varied`] styles, as a labelled dataset:
+/// `<dir>/<label>/img<k>.png` (the layout `meter classify` files into).
+pub fn write_whole_digits(
+    dir: &std::path::Path,
+    (width, height): (u32, u32),
+    per_label: usize,
+) -> image::ImageResult<()> {
+    for d in 0..10u8 {
+        let label = Tenths::new(d * 10).expect("a whole digit is a position");
+        let folder = dir.join(label.to_string());
+        std::fs::create_dir_all(&folder).map_err(image::ImageError::IoError)?;
+        for k in 0..per_label {
+            render_digit(label, width, height, &DigitStyle::varied(k))
+                .save(folder.join(format!("img{k}.png")))?;
+        }
+    }
+    Ok(())
+}
+
 /// Renders the roller at `value` into a new `width` x `height` image.
 pub fn render_digit(value: Tenths, width: u32, height: u32, style: &DigitStyle) -> RgbImage {
     let mut img = RgbImage::new(width, height);

@@ -19,6 +19,6 @@ pub use counters::{
     evaluate, layout, ComposeError, CropBank, FrameSpec, FrameToRead, Outcome, Plan, Report,
     Stream, StreamKind, Tally, WrongFrame, START,
 };
-pub use digit::{render_digit, render_digit_into, DigitStyle};
+pub use digit::{render_digit, render_digit_into, write_whole_digits, DigitStyle};
 pub use frame::{FrameParams, MeterLayout, SyntheticFrame};
 pub use roller::{render_roller, GlyphSet, RollerStyle, Side, SideMark};

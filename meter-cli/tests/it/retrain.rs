@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use meter_core::Tenths;
 use meter_model::{Dataset, DigitModel, TrainConfig};
-use meter_synth::{render_digit, DigitStyle};
 
 use crate::helpers::{assert_error, meter, rolling, run, s, sim_meter, stderr, stdout};
 
@@ -24,20 +23,11 @@ fn user(per_label: usize) -> (tempfile::TempDir, PathBuf) {
     (dir, config)
 }
 
-/// Fills `dataset` with `per_label` synthetic images of each whole digit.
+/// Fills `dataset` with `per_label` synthetic images of each whole digit
+/// at the shipped model's input size.
 fn write_digits(dataset: &Path, per_label: usize) {
-    let (w, h) = DigitModel::shipped().input_size();
-    for d in 0..10u8 {
-        let label = Tenths::new(d * 10).unwrap();
-        let folder = dataset.join(label.to_string());
-        std::fs::create_dir_all(&folder).unwrap();
-        for k in 0..per_label {
-            let style = DigitStyle::varied(k);
-            render_digit(label, w, h, &style)
-                .save(folder.join(format!("img{k}.png")))
-                .unwrap();
-        }
-    }
+    meter_synth::write_whole_digits(dataset, DigitModel::shipped().input_size(), per_label)
+        .unwrap();
 }
 
 /// Points `config`'s `[model] path` at `model`.

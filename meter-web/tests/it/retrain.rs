@@ -4,28 +4,7 @@
 
 use std::time::Duration;
 
-use meter_core::Tenths;
-use meter_synth::{render_digit, DigitStyle};
-
 use crate::helpers::{get_text, post, site};
-
-/// Files `per_label` synthetic images of each whole digit into `dataset`,
-/// in varied colours and sizes (as meter-cli's retrain tests do): the
-/// fewest that pass the retrain's minimum of training and validation
-/// images with a margin, so that it finishes in seconds.
-fn write_digits(dataset: &std::path::Path, size: (u32, u32), per_label: usize) {
-    for d in 0..10u8 {
-        let label = Tenths::new(d * 10).unwrap();
-        let folder = dataset.join(label.to_string());
-        std::fs::create_dir_all(&folder).unwrap();
-        for k in 0..per_label {
-            let style = DigitStyle::varied(k);
-            render_digit(label, size.0, size.1, &style)
-                .save(folder.join(format!("synth{k}.png")))
-                .unwrap();
-        }
-    }
-}
 
 fn status(s: &crate::helpers::Site) -> serde_json::Value {
     let (st, body) = get_text(&s.url("/api/retrain"));
@@ -40,7 +19,9 @@ fn retrain_runs_then_shows_its_outcome_with_the_numbers() {
     let o = s.origin();
     assert_eq!(status(&s)["state"], "idle");
     let model = meter_service::registry::load_current_model(&cfg).unwrap();
-    write_digits(&cfg.dataset_dir, model.input_size(), 6);
+    // The fewest that pass the retrain's minimum of training and
+    // validation images with a margin, so that it finishes in seconds.
+    meter_synth::write_whole_digits(&cfg.dataset_dir, model.input_size(), 6).unwrap();
     // The validation part the retrain scores on: the dataset's images
     // (the reader's own and the synthetic ones) picked by hash.
     let data = meter_model::Dataset::load(&cfg.dataset_dir, model.input_size()).unwrap();
