@@ -16,12 +16,12 @@
 //! | `wide_search_2marks_640x480_rot20_scale10` | 20.8 ms | 19.7 ms |
 //! | `tracker_first_frame_after_bump_wide` | 41 ms | 30 ms |
 //! | `tracker_first_frame_after_bump_row_anchor` (wide search fails, then the digit row) | 270 ms | 81 ms |
-//! | `propose_rotated_640x480_45deg` (set-up only) | 638 ms | 476 ms |
+//! | `propose_rotated_640x480_45deg` (set-up only; the geometric search alone, since removed) | 638 ms | 476 ms |
 //!
 //! `roi --auto` keeping the best few rows of its coarse look and finding
 //! each again only where it lies (the serial number and the dials could
-//! outscore the counter), same machine, load about 6, two runs each:
-//! `propose_rotated_640x480_45deg` 687 ms before, 495 and 661 ms after;
+//! outscore the counter), same machine, load about 6, two runs each: the
+//! geometric search alone 687 ms before, 495 and 661 ms after;
 //! `propose_rotated_by_model_640x480_45deg` (the digit model choosing among
 //! them either way up, what `roi --auto` runs) 598 and 758 ms.
 //!
@@ -33,9 +33,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use image::codecs::jpeg::JpegEncoder;
 use meter_synth::{FrameParams, MeterLayout};
 use meter_vision::{
-    aligned_frame, decode_jpeg, extract_digits, propose_digits, propose_rotated,
-    propose_rotated_by, AlignMethod, Aligner, Mark, Pipeline, Regions, Resample, Tracker,
-    WideSearch,
+    aligned_frame, decode_jpeg, extract_digits, propose_digits, propose_rotated_by, AlignMethod,
+    Aligner, Mark, Pipeline, Regions, Resample, Tracker, WideSearch,
 };
 
 /// The default synthetic meter with eight digits instead of six.
@@ -196,13 +195,9 @@ fn bumped_camera(c: &mut Criterion) {
             out
         })
     });
-    // Set-up only: `roi --auto` without `--rotate`.
+    // Set-up only: `roi --auto` without `--rotate` runs it, the candidate
+    // rows either way up, chosen by the shipped digit model.
     let turned = bumped(&layout, 33.0, (0.0, 0.0));
-    g.bench_function("propose_rotated_640x480_45deg", |b| {
-        b.iter(|| propose_rotated(black_box(&turned), Some(8), None).expect("a row"))
-    });
-    // What `roi --auto` runs: the candidate rows, either way up, chosen by
-    // the shipped digit model.
     let model = meter_model::DigitModel::shipped();
     let confidences = |crops: &[image::RgbImage]| {
         model

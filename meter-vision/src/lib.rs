@@ -68,9 +68,7 @@ pub use geometry::{Affine, MotionModel};
 pub use jpeg::{check_grey_bottom, decode_jpeg, validate_jpeg, JpegInfo};
 pub use pipeline::{CounterWindow, MarkSpec, MeterGeometry, Pipeline, PipelineBuilder, Processed};
 pub use regions::{aligned_frame, extract_digits, split_window, Regions};
-pub use row::{
-    check_row, propose_rotated, propose_rotated_by, rotated_candidates, Oriented, RowCheck,
-};
+pub use row::{check_row, propose_rotated_by, rotated_candidates, Oriented, RowCheck};
 pub use sample::{sample_rect, Resample};
 pub use source::{
     newest_jpeg, FileSource, FolderOrder, FolderSource, Frame, FrameSource, HttpCamera,

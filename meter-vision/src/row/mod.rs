@@ -6,7 +6,7 @@
 //! - [`anchor_on_row`]: when no marks can be matched, the digit row found
 //!   as [`propose_digits`](crate::propose_digits) finds it (turned through
 //!   the allowed rotations) gives the transform.
-//! - [`propose_rotated`]: set-up without knowing the camera's rotation.
+//! - [`propose_rotated_by`]: set-up without knowing the camera's rotation.
 
 use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use crate::sample::{sample_rect, GrayFrame, Resample};
 
 mod rotated;
 
-pub use rotated::{propose_rotated, propose_rotated_by, rotated_candidates, Oriented};
+pub use rotated::{propose_rotated_by, rotated_candidates, Oriented};
 
 /// What [`check_row`] found at the digit boxes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -257,7 +257,7 @@ fn box_pitch(boxes: &[[u32; 4]]) -> f64 {
     (b.0 - a.0).hypot(b.1 - a.1) / (boxes.len() - 1) as f64
 }
 
-/// Bounds for [`anchor_on_row`] and [`propose_rotated`].
+/// Bounds for [`anchor_on_row`] and [`rotated_candidates`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Turns {
     /// Largest turn either way, degrees.

@@ -25,18 +25,6 @@ pub struct Oriented {
 /// dials) that may outscore it in the coarse look.
 const CANDIDATES: usize = 3;
 
-/// Finds the counter of a frame taken at any rotation within 45 degrees of
-/// `hint` (0 without one): the first of [`rotated_candidates`]. The result
-/// may still be upside down (`rotate` and `rotate + 180` give the same
-/// row): the caller decides with a reader of digits, or the hint.
-pub fn propose_rotated(
-    image: &RgbImage,
-    expected: Option<usize>,
-    hint: Option<f64>,
-) -> Option<Oriented> {
-    rotated_candidates(image, expected, hint).into_iter().next()
-}
-
 /// The rows that may be the counter of a frame taken at any rotation within
 /// 45 degrees of `hint` (0 without one), best first: the frame is turned by
 /// steps and the best few distinct rows of digit-like glyphs are kept; each
